@@ -1,0 +1,1 @@
+"""Subcommands of ``bayes-router``; see :mod:`bayes_router.cli`."""

@@ -1,0 +1,149 @@
+"""SIMULATED call logs from known parameters, for tests and examples.
+
+Every row this module writes has ``log_source == "simulated"``: simulated data
+must never be mistaken for the real MMLU-Pro logs (figures and notes say so too).
+
+Generative model (logit scale), for question q of subject s asked to model m::
+
+    z_len[q]    = standardized log(question_chars)
+    d[q]        ~ Normal(0, difficulty_sd)          shared by every model: errors correlate
+    pre[q, m]   = alpha[m] + beta_subject[s] + gamma[m, s] + slope_len[m] * z_len[q] - d[q]
+    parsed      ~ Bernoulli(parse_rate[m])
+    tokens      ~ LogNormal(log(mean_tokens[m]) + tok_shift * (1 - correct_latent), 0.35)
+    correct     = parsed & Bernoulli(sigmoid(pre[q, m]))
+
+so long answers mark wrong ones (tok_shift > 0), the signal a post-call model learns.
+Confidence and latency are written when ``with_confidence``/``with_latency``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .prices import call_cost_usd
+from .schema import validate_call_log
+
+SIMULATED = "simulated"
+_WORDS = (
+    "energy force matrix protein market law contract neuron enzyme integral theorem voltage "
+    "economy history philosophy ethics molecule circuit vector probability gene cell tax court "
+    "policy algorithm memory logic acid reaction momentum wave"
+).split()
+
+
+@dataclass
+class SimulationTruth:
+    """The parameters a simulated log was drawn from (for parameter-recovery checks)."""
+
+    models: list[str]
+    subjects: list[str]
+    alpha: np.ndarray  # (model,)
+    beta_subject: np.ndarray  # (subject,)
+    gamma: np.ndarray  # (model, subject)
+    slope_len: np.ndarray  # (model,)
+    difficulty_sd: float
+    parse_rate: np.ndarray  # (model,)
+    mean_tokens: np.ndarray  # (model,)
+    tok_shift: float
+    usd_per_m: np.ndarray  # (model,) same price for input and output
+    extra: dict = field(default_factory=dict)
+
+
+def simulate_call_log(
+    n_questions: int = 300,
+    models: Sequence[str] = ("small", "mid", "big"),
+    subjects: Sequence[str] = ("math", "law", "biology", "history"),
+    alpha: Sequence[float] | None = None,
+    subject_sd: float = 0.5,
+    interaction_sd: float = 0.3,
+    slope_len_mean: float = -0.3,
+    difficulty_sd: float = 0.0,
+    parse_rate: Sequence[float] | None = None,
+    tok_shift: float = 0.4,
+    usd_per_m: Sequence[float] | None = None,
+    with_confidence: bool = False,
+    with_latency: bool = False,
+    seed: int = 0,
+    few_shot_overhead: int = 100,
+) -> tuple[pd.DataFrame, pd.DataFrame, SimulationTruth]:
+    """A SIMULATED call log, its question texts and the true parameters.
+
+    Defaults give three models of rising skill and price. Returns
+    (log, questions, truth); the log passes :func:`validate_call_log`.
+    """
+    rng = np.random.default_rng(seed)
+    models, subjects = list(models), list(subjects)
+    n_m, n_s = len(models), len(subjects)
+    alpha = np.asarray(alpha if alpha is not None else np.linspace(-0.8, 1.2, n_m), float)
+    parse_rate = np.asarray(parse_rate if parse_rate is not None else np.linspace(0.9, 0.99, n_m), float)
+    usd_per_m = np.asarray(usd_per_m if usd_per_m is not None else np.geomspace(0.1, 1.0, n_m), float)
+    beta_subject = rng.normal(0, subject_sd, n_s)
+    gamma = rng.normal(0, interaction_sd, (n_m, n_s))
+    slope_len = rng.normal(slope_len_mean, 0.1, n_m)
+    mean_tokens = rng.uniform(150, 400, n_m)
+
+    subj_idx = rng.integers(0, n_s, n_questions)
+    n_words = rng.integers(8, 120, n_questions)
+    texts = [
+        f"[{subjects[s]}] " + " ".join(rng.choice(_WORDS, size=k)) + "?"
+        for s, k in zip(subj_idx, n_words, strict=True)
+    ]
+    qchars = np.array([len(t) for t in texts], dtype=np.int64) + 40
+    loglen = np.log(qchars)
+    z_len = (loglen - loglen.mean()) / loglen.std()
+    difficulty = rng.normal(0, difficulty_sd, n_questions) if difficulty_sd > 0 else np.zeros(n_questions)
+    n_options = rng.choice([4, 10], n_questions, p=[0.2, 0.8])
+    answers = np.array([chr(ord("A") + rng.integers(0, k)) for k in n_options])
+
+    rows = []
+    for m in range(n_m):
+        logit = alpha[m] + beta_subject[subj_idx] + gamma[m, subj_idx] + slope_len[m] * z_len - difficulty
+        latent_right = rng.random(n_questions) < 1 / (1 + np.exp(-logit))
+        parsed = rng.random(n_questions) < parse_rate[m]
+        correct = latent_right & parsed
+        tokens = np.maximum(
+            1, rng.lognormal(np.log(mean_tokens[m]) + tok_shift * (~latent_right), 0.35).round()
+        ).astype(np.int64)
+        wrong_letter = np.array([
+            chr(ord("A") + (ord(a) - ord("A") + 1 + rng.integers(0, k - 1)) % k) if k > 1 else a
+            for a, k in zip(answers, n_options, strict=True)
+        ])
+        pred = np.where(correct, answers, wrong_letter).astype(object)
+        pred[~parsed] = None
+        prompt = (qchars // 4 + few_shot_overhead).astype(np.int64)
+        conf = (
+            np.clip(1 / (1 + np.exp(-(logit + rng.normal(0, 0.8, n_questions)))), 0, 1)
+            if with_confidence else np.full(n_questions, np.nan)
+        )
+        lat = (0.5 + tokens / 60.0 * (1 + m) * rng.lognormal(0, 0.2, n_questions)) if with_latency else np.full(n_questions, np.nan)
+        rows.append(pd.DataFrame({
+            "question_id": np.arange(n_questions, dtype=np.int64),
+            "model": models[m],
+            "subject": np.array(subjects)[subj_idx],
+            "source": SIMULATED,
+            "question_chars": qchars,
+            "n_options": n_options.astype(np.int64),
+            "answer": answers,
+            "pred": pd.array(pred, dtype="string"),
+            "parsed": parsed,
+            "correct": correct,
+            "prompt_tokens": prompt,
+            "completion_tokens": tokens,
+            "cost_usd": call_cost_usd(prompt, tokens, usd_per_m[m], usd_per_m[m]),
+            "confidence": conf,
+            "latency_s": lat,
+            "log_source": SIMULATED,
+        }))
+    log = validate_call_log(pd.concat(rows, ignore_index=True), where="simulated log")
+    questions = pd.DataFrame({
+        "question_id": np.arange(n_questions, dtype=np.int64),
+        "subject": np.array(subjects)[subj_idx],
+        "text": texts,
+    })
+    truth = SimulationTruth(models, subjects, alpha, beta_subject, gamma, slope_len, difficulty_sd,
+                            parse_rate, mean_tokens, tok_shift, usd_per_m)
+    return log, questions, truth
