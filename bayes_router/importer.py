@@ -64,6 +64,8 @@ def discover_files(src: str | os.PathLike) -> list[ModelFile]:
     if not src.exists():
         raise InputError(f"{src}: no such file or folder")
     if src.is_file():
+        if src.suffix.lower() not in (".zip", ".json"):
+            raise InputError(f"{src}: not a .zip or .json file")
         files = [src]
     else:
         files = sorted(p for p in src.iterdir() if p.suffix.lower() in (".zip", ".json"))

@@ -41,7 +41,7 @@ _MAX_EXAMPLES = 5
 def _fail(where: str, column: str, problem: str, rows: pd.DataFrame | None = None) -> None:
     msg = f"{where}: column '{column}': {problem}"
     if rows is not None and len(rows):
-        cols = [c for c in ("question_id", "model", column) if c in rows.columns]
+        cols = [c for c in dict.fromkeys(("question_id", "model", column)) if c in rows.columns]
         shown = rows[cols].head(_MAX_EXAMPLES).to_dict("records")
         msg += f" ({len(rows)} rows; e.g. {shown})"
     raise SchemaError(msg)
@@ -86,7 +86,7 @@ def validate_call_log(df: pd.DataFrame, where: str = "<call log>") -> pd.DataFra
         if s.notna().any() and not _kind_ok(s.dropna() if dtype != "bool" else s, dtype):
             _fail(where, col, f"expected {dtype}, got {s.dtype}")
     out = df[CALL_LOG_COLUMNS].copy()
-    for col, (dtype, nullable) in CALL_LOG_SCHEMA.items():
+    for col, (dtype, _) in CALL_LOG_SCHEMA.items():
         if dtype == "string":
             out[col] = out[col].astype("string")
         elif dtype == "float64":
