@@ -1,0 +1,481 @@
+"""Hierarchical Bayesian reliability models: the probability that an LLM answers correctly.
+
+Two stages, one class (:class:`ReliabilityModel`):
+
+* **pre-call** (``stage="pre"``): what is known before calling. For call ``i`` of
+  model ``m`` on a question of subject ``s``::
+
+      logit p_i = alpha[m] + beta[s] + gamma[m, s] + slope[m, "log_question_chars"] * z_len_i
+
+  ``p_i`` is P(correct) including the chance that no answer can be extracted
+  (an unparsed call counts as wrong), so it is what a router needs before paying.
+
+* **post-call** (``stage="post"``): after the answer is back. A *hurdle*:
+
+      P(correct | parsed = False) = 0                       exactly (schema: pred null => wrong)
+      logit P(correct | parsed = True) = pre-call terms + sum_c slope[m, c] * z_c,i
+
+  for the post-call covariates ``c`` the training log holds: standardized
+  log1p(completion tokens), confidence (where the log has it) and log latency
+  (where the log has it). Why a hurdle rather than a slope on ``parsed``: the
+  outcome is *deterministically* wrong when ``parsed`` is False, so a slope
+  would face complete separation (its likelihood increases without bound
+  towards -inf and only the prior would stop it). The hurdle encodes the
+  structural zero exactly and fits the logistic part on parsed calls only;
+  ``parsed`` is listed in :attr:`ReliabilityModel.covariates_used` as the hurdle.
+
+Partial pooling everywhere (all non-centered):
+
+    alpha[m]        = mu_alpha + sigma_alpha * z_alpha[m]             model intercepts share a population
+    beta[s]         = sigma_subject * z_beta[s]                        subject effects
+    gamma[m, s]     = sigma_interaction * z_gamma[m, s]                model x subject deviations
+    slope[m, c]     = mu_slope[c] + sigma_slope[c] * z_slope[m, c]     slopes pooled across models
+
+A model or subject not seen in training gets population-level draws for its
+effects in :meth:`ReliabilityModel.predict_proba` (so a new model starts from a
+sensible prior, widened by the between-model spread).
+
+Covariates a log does not hold (the public MMLU-Pro logs have no confidence and
+no latency) are left out automatically, with a warning that names them; they are
+never imputed. Standardization uses the training rows only; its constants are
+stored with the posterior and reused for prediction.
+
+Priors live in :data:`DEFAULT_MODEL_CONFIG`, sampler settings in
+:data:`DEFAULT_SAMPLER_CONFIG`. ``fit`` returns ``arviz.InferenceData``
+(dims ``model``, ``subject``, ``covariate``); ``save``/``load`` write it to
+NetCDF with the configuration in its attributes.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError
+from .io import atomic_path
+from .schema import covariates_present
+
+#: Priors (logit scale; covariates are standardized, so slopes are per training SD).
+DEFAULT_MODEL_CONFIG: dict = {
+    "mu_alpha": {"dist": "Normal", "mu": 0.0, "sigma": 1.5},  # population mean intercept
+    "sigma_alpha": {"dist": "HalfNormal", "sigma": 1.0},  # between-model spread of intercepts
+    "sigma_subject": {"dist": "HalfNormal", "sigma": 1.0},  # spread of subject effects
+    "sigma_interaction": {"dist": "HalfNormal", "sigma": 0.5},  # spread of model x subject deviations
+    "mu_slope": {"dist": "Normal", "mu": 0.0, "sigma": 1.0},  # population mean slope, per covariate
+    "sigma_slope": {"dist": "HalfNormal", "sigma": 0.5},  # between-model spread of slopes
+}
+
+#: Sampler settings. ``chains=None``: 4 where the machine has >= 4 cores, else 2.
+DEFAULT_SAMPLER_CONFIG: dict = {
+    "target_accept": 0.9,
+    "chains": None,
+    "cores": None,
+    "max_log_likelihood_cells": 60_000_000,  # draws x rows above which log_likelihood is not stored
+    "advi_iterations": 30_000,
+}
+
+SAMPLERS = ("nutpie", "pymc", "numpyro", "advi")
+STAGES = ("pre", "post")
+
+#: covariate name -> (log column, transform before standardizing). Names are the
+#: log's columns (with the transform in the name where it is part of the meaning).
+COVARIATES: dict[str, tuple[str, str]] = {
+    "log_question_chars": ("question_chars", "log"),
+    "completion_tokens": ("completion_tokens", "log1p"),
+    "confidence": ("confidence", "identity"),
+    "latency_s": ("latency_s", "log"),
+}
+PRE_COVARIATES = ("log_question_chars",)
+POST_COVARIATES = ("log_question_chars", "completion_tokens", "confidence", "latency_s")
+_OPTIONAL = {"confidence", "latency_s"}
+_FORMAT_VERSION = 1
+
+
+def default_chains() -> int:
+    """4 chains where the machine has at least 4 cores, else 2."""
+    return 4 if (os.cpu_count() or 1) >= 4 else 2
+
+
+def _transform(values: np.ndarray, how: str) -> np.ndarray:
+    values = np.asarray(values, dtype=float)
+    if how == "log":
+        return np.log(np.maximum(values, 1e-3))
+    if how == "log1p":
+        return np.log1p(np.maximum(values, 0.0))
+    return values
+
+
+def _expit_inplace(x: np.ndarray) -> np.ndarray:
+    """Logistic sigmoid in place: 1 / (1 + exp(-x)) without overflow warnings."""
+    np.negative(x, out=x)
+    np.clip(x, -60.0, 60.0, out=x)
+    np.exp(x, out=x)
+    x += 1.0
+    np.reciprocal(x, out=x)
+    return x
+
+
+class ReliabilityModel:
+    """Hierarchical logistic model of P(correct) for (model, subject, covariates) calls.
+
+    Parameters
+    ----------
+    stage : "pre" or "post"
+        Pre-call (model, subject, question length) or post-call (adds completion
+        tokens, the parsed hurdle, confidence and latency where the log holds them).
+    model_config : dict, optional
+        Overrides of :data:`DEFAULT_MODEL_CONFIG` (priors), merged key by key.
+    sampler_config : dict, optional
+        Overrides of :data:`DEFAULT_SAMPLER_CONFIG`.
+
+    After :meth:`fit`: ``idata`` (InferenceData), ``models``, ``subjects``,
+    ``covariates_used`` (what entered the model, e.g. ``["log_question_chars",
+    "completion_tokens", "parsed"]``), ``covariates_dropped`` (name -> reason) and
+    ``standardization`` (name -> {"mean", "sd"} of the transformed training values).
+    """
+
+    def __init__(self, stage: str = "pre", model_config: dict | None = None, sampler_config: dict | None = None):
+        if stage not in STAGES:
+            raise InputError(f"stage must be one of {STAGES}, got {stage!r}")
+        self.stage = stage
+        self.model_config = copy.deepcopy(DEFAULT_MODEL_CONFIG)
+        for k, v in (model_config or {}).items():
+            if k not in self.model_config:
+                raise InputError(f"model_config: unknown prior {k!r} (known: {sorted(self.model_config)})")
+            self.model_config[k] = {**self.model_config[k], **v}
+        self.sampler_config = {**DEFAULT_SAMPLER_CONFIG, **(sampler_config or {})}
+        self.idata = None
+        self.models: list[str] = []
+        self.subjects: list[str] = []
+        self.covariates_used: list[str] = []
+        self.covariates_dropped: dict[str, str] = {}
+        self.standardization: dict[str, dict[str, float]] = {}
+        self.metadata: dict = {}
+        self._draws_cache: dict | None = None
+
+    # ------------------------------------------------------------------ data
+    @property
+    def slope_covariates(self) -> list[str]:
+        """Covariates with a slope (``covariates_used`` minus the ``parsed`` hurdle)."""
+        return [c for c in self.covariates_used if c != "parsed"]
+
+    def _choose_covariates(self, log: pd.DataFrame) -> None:
+        present = covariates_present(log)
+        used, dropped = [], {}
+        for name in PRE_COVARIATES if self.stage == "pre" else POST_COVARIATES:
+            col = COVARIATES[name][0]
+            if name in _OPTIONAL:
+                if not present[col]:
+                    dropped[name] = "not in the log (all null)"
+                    continue
+                n_null = int(log[col].isna().sum())
+                if n_null:
+                    dropped[name] = f"null in {n_null} of {len(log)} training rows (not imputed)"
+                    continue
+            used.append(name)
+        if self.stage == "post":  # the hurdle, listed after the token count as in the issue
+            used.insert(used.index("completion_tokens") + 1, "parsed")
+        self.covariates_used, self.covariates_dropped = used, dropped
+        if dropped:
+            warnings.warn(
+                f"{self.stage}-call model: covariates left out: "
+                + "; ".join(f"{k}: {v}" for k, v in dropped.items())
+                + f". Used: {used}",
+                stacklevel=3,
+            )
+
+    def _design(self, calls: pd.DataFrame, fit: bool = False) -> np.ndarray:
+        """Standardized covariate matrix, shape (rows, len(slope_covariates))."""
+        cols = []
+        for name in self.slope_covariates:
+            col, how = COVARIATES[name]
+            if col not in calls.columns:
+                raise InputError(f"calls: column '{col}' is needed by the {self.stage}-call model but missing")
+            raw = pd.to_numeric(calls[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            if np.isnan(raw).any():
+                raise InputError(
+                    f"calls: column '{col}' has {int(np.isnan(raw).sum())} null values; the "
+                    f"{self.stage}-call model uses it and does not impute"
+                )
+            x = _transform(raw, how)
+            if fit:
+                sd = float(x.std())
+                self.standardization[name] = {"mean": float(x.mean()), "sd": sd if sd > 1e-12 else 1.0}
+            st = self.standardization[name]
+            cols.append((x - st["mean"]) / st["sd"])
+        return np.column_stack(cols) if cols else np.zeros((len(calls), 0))
+
+    @staticmethod
+    def _check_log(log: pd.DataFrame, need_correct: bool) -> None:
+        need = ["model", "subject", "question_chars"] + (["correct", "parsed"] if need_correct else [])
+        missing = [c for c in need if c not in log.columns]
+        if missing:
+            raise InputError(f"call log: missing columns {missing}")
+        if len(log) == 0:
+            raise InputError("call log: no rows to fit")
+
+    # ----------------------------------------------------------------- model
+    def build_model(self, train_log: pd.DataFrame):
+        """The PyMC model for ``train_log`` (sets models, subjects, covariates, standardization)."""
+        import pymc as pm
+
+        self._check_log(train_log, need_correct=True)
+        self.models = sorted(train_log["model"].astype(str).unique().tolist())
+        self.subjects = sorted(train_log["subject"].astype(str).unique().tolist())
+        self._choose_covariates(train_log)
+        self.standardization = {}
+        X = self._design(train_log, fit=True)
+        rows = train_log
+        if self.stage == "post":  # hurdle: the logistic part sees parsed calls only
+            keep = train_log["parsed"].to_numpy(dtype=bool)
+            rows, X = train_log[keep], X[keep]
+            if len(rows) == 0:
+                raise InputError("call log: no parsed call to fit the post-call model on")
+        m_idx = pd.Categorical(rows["model"].astype(str), categories=self.models).codes.astype(np.int64)
+        s_idx = pd.Categorical(rows["subject"].astype(str), categories=self.subjects).codes.astype(np.int64)
+        y = rows["correct"].to_numpy(dtype=np.int64)
+        c = self.model_config
+        coords = {"model": self.models, "subject": self.subjects, "covariate": self.slope_covariates,
+                  "call": np.arange(len(rows))}
+        with pm.Model(coords=coords) as model:
+            model_idx = pm.Data("model_idx", m_idx, dims="call")
+            subject_idx = pm.Data("subject_idx", s_idx, dims="call")
+            x = pm.Data("x", X, dims=("call", "covariate"))
+            mu_alpha = pm.Normal("mu_alpha", c["mu_alpha"]["mu"], c["mu_alpha"]["sigma"])
+            sigma_alpha = pm.HalfNormal("sigma_alpha", c["sigma_alpha"]["sigma"])
+            z_alpha = pm.Normal("z_alpha", 0.0, 1.0, dims="model")
+            alpha = pm.Deterministic("alpha", mu_alpha + sigma_alpha * z_alpha, dims="model")
+            sigma_subject = pm.HalfNormal("sigma_subject", c["sigma_subject"]["sigma"])
+            z_beta = pm.Normal("z_beta", 0.0, 1.0, dims="subject")
+            beta = pm.Deterministic("beta", sigma_subject * z_beta, dims="subject")
+            sigma_interaction = pm.HalfNormal("sigma_interaction", c["sigma_interaction"]["sigma"])
+            z_gamma = pm.Normal("z_gamma", 0.0, 1.0, dims=("model", "subject"))
+            gamma = pm.Deterministic("gamma", sigma_interaction * z_gamma, dims=("model", "subject"))
+            mu_slope = pm.Normal("mu_slope", c["mu_slope"]["mu"], c["mu_slope"]["sigma"], dims="covariate")
+            sigma_slope = pm.HalfNormal("sigma_slope", c["sigma_slope"]["sigma"], dims="covariate")
+            z_slope = pm.Normal("z_slope", 0.0, 1.0, dims=("model", "covariate"))
+            slope = pm.Deterministic("slope", mu_slope + sigma_slope * z_slope, dims=("model", "covariate"))
+            eta = (alpha[model_idx] + beta[subject_idx] + gamma[model_idx, subject_idx]
+                   + (slope[model_idx] * x).sum(axis=-1))
+            pm.Bernoulli("correct", logit_p=eta, observed=y, dims="call")
+        self._n_fit_rows = len(rows)
+        return model
+
+    # ------------------------------------------------------------------- fit
+    def fit(self, train_log: pd.DataFrame, *, sampler: str = "nutpie", draws: int = 1000, tune: int = 1000,
+            chains: int | None = None, seed: int = 0, progress: bool = True):
+        """Sample the posterior given ``train_log`` (training questions only); returns InferenceData.
+
+        ``sampler``: "nutpie" (default), "pymc", "numpyro" (NUTS) or "advi" (mean-field
+        variational approximation; ``draws`` samples from it, one chain; no NUTS diagnostics).
+        The result is kept as ``self.idata``; it holds the groups posterior,
+        sample_stats (NUTS), observed_data and, when draws x rows is at most
+        ``sampler_config["max_log_likelihood_cells"]``, log_likelihood over *all*
+        training calls (0 for unparsed calls in the post stage: the hurdle makes them
+        certain), so pre- and post-call fits can be compared by PSIS-LOO on the same rows.
+        """
+        import arviz as az
+        import pymc as pm
+
+        if sampler not in SAMPLERS:
+            raise InputError(f"--sampler must be one of {SAMPLERS}, got {sampler!r}")
+        model = self.build_model(train_log)
+        chains = chains or self.sampler_config.get("chains") or default_chains()
+        cores = self.sampler_config.get("cores") or min(chains, os.cpu_count() or 1)
+        with model, warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            if sampler == "advi":
+                approx = pm.fit(n=int(self.sampler_config["advi_iterations"]), method="advi",
+                                random_seed=seed, progressbar=progress)
+                idata = approx.sample(draws, random_seed=seed)
+            else:
+                kwargs = {} if sampler == "nutpie" else {"idata_kwargs": {"log_likelihood": False}}
+                idata = pm.sample(
+                    draws=draws, tune=tune, chains=chains, cores=cores, random_seed=seed,
+                    nuts_sampler=sampler, target_accept=self.sampler_config["target_accept"],
+                    progressbar=progress, compute_convergence_checks=False, **kwargs,
+                )
+        # keep only the posterior, stats and the data; drop PyMC's copies of the pm.Data inputs
+        keep = {g: getattr(idata, g) for g in ("posterior", "sample_stats", "observed_data") if g in idata.groups()}
+        idata = az.InferenceData(**keep)
+        self.idata = idata
+        self._draws_cache = None
+        self.metadata.update({
+            "sampler": sampler, "draws": int(draws), "tune": int(tune), "chains": int(chains), "seed": int(seed),
+            "train_question_ids": sorted(int(q) for q in pd.unique(train_log["question_id"]))
+            if "question_id" in train_log.columns else [],
+            "n_train_calls": int(len(train_log)),
+        })
+        n_cells = idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"] * len(train_log)
+        if n_cells <= self.sampler_config["max_log_likelihood_cells"]:
+            self._add_log_likelihood(train_log)
+        self._write_attrs()
+        return idata
+
+    def _add_log_likelihood(self, log: pd.DataFrame) -> None:
+        """Pointwise log p(correct_i | theta) for every call in ``log``, dims (chain, draw, call)."""
+        import xarray as xr
+
+        P = self.predict_proba(log).astype(np.float64)
+        y = log["correct"].to_numpy(dtype=bool)
+        with np.errstate(divide="ignore"):
+            ll = np.where(y[None, :], np.log(np.clip(P, 1e-300, 1.0)), np.log1p(-np.clip(P, 0.0, 1 - 1e-16)))
+        if self.stage == "post":  # hurdle: an unparsed call is wrong with probability 1
+            ll[:, ~log["parsed"].to_numpy(dtype=bool)] = 0.0
+        n_chain, n_draw = self.idata.posterior.sizes["chain"], self.idata.posterior.sizes["draw"]
+        da = xr.DataArray(ll.reshape(n_chain, n_draw, -1), dims=("chain", "draw", "call"),
+                          coords={"chain": self.idata.posterior.chain, "draw": self.idata.posterior.draw,
+                                  "call": np.arange(len(log))})
+        self.idata.add_groups({"log_likelihood": xr.Dataset({"correct": da})})
+
+    # --------------------------------------------------------------- predict
+    def _posterior_draws(self) -> dict:
+        if self._draws_cache is None:
+            if self.idata is None:
+                raise InputError("the reliability model is not fitted (call fit() or load())")
+            post = self.idata.posterior
+
+            def flat(name):
+                a = post[name].to_numpy()
+                return a.reshape((-1,) + a.shape[2:]).astype(np.float32)
+
+            self._draws_cache = {name: flat(name) for name in (
+                "mu_alpha", "sigma_alpha", "alpha", "sigma_subject", "beta", "sigma_interaction",
+                "gamma", "mu_slope", "sigma_slope", "slope")}
+        return self._draws_cache
+
+    def predict_proba(self, calls: pd.DataFrame, n_draws: int | None = None) -> np.ndarray:
+        """Posterior draws of P(correct) for each call; array (draws, rows), float32.
+
+        ``calls`` have the call-log columns (model, subject, question_chars; the post
+        stage also the post-call columns it used: completion_tokens, parsed and, if
+        used, confidence/latency_s). ``correct`` is never read. ``n_draws`` thins the
+        posterior to that many evenly spaced draws (all if None).
+
+        A model or subject unseen in training gets population-level effects: for
+        each posterior draw, a fresh draw of its intercept/subject effect,
+        interaction and slopes from the hierarchical priors (deterministic seed,
+        one draw per unseen (model, subject) cell shared by all its rows).
+        Computation is vectorized numpy per model: (draws x cells) @ one-hot design.
+        """
+        self._check_log(calls, need_correct=False)
+        d = self._posterior_draws()
+        S = d["alpha"].shape[0]
+        sel = np.arange(S) if n_draws is None or n_draws >= S else np.linspace(0, S - 1, n_draws).round().astype(int)
+        X = self._design(calls).astype(np.float32)
+        models = calls["model"].astype(str).to_numpy()
+        subjects = calls["subject"].astype(str).to_numpy()
+        out = np.empty((len(sel), len(calls)), dtype=np.float32)
+        rng = np.random.default_rng(20_250_101)
+        k = X.shape[1]
+        subj_pos = {s: i for i, s in enumerate(self.subjects)}
+        # subject effects for every subject in the calls, (draws, n_subject_all)
+        call_subjects = sorted(set(subjects.tolist()))
+        new_subj = [s for s in call_subjects if s not in subj_pos]
+        beta_all = {s: d["beta"][sel, subj_pos[s]] for s in call_subjects if s in subj_pos}
+        for s in new_subj:
+            beta_all[s] = d["sigma_subject"][sel] * rng.standard_normal(len(sel)).astype(np.float32)
+        model_pos = {m: i for i, m in enumerate(self.models)}
+        for m in pd.unique(models):
+            rows = np.flatnonzero(models == m)
+            subj_m = subjects[rows]
+            cells = sorted(set(subj_m.tolist()))
+            if m in model_pos:
+                mi = model_pos[m]
+                a = d["alpha"][sel, mi]
+                sl = d["slope"][sel, mi, :]
+            else:
+                a = d["mu_alpha"][sel] + d["sigma_alpha"][sel] * rng.standard_normal(len(sel)).astype(np.float32)
+                sl = d["mu_slope"][sel] + d["sigma_slope"][sel] * rng.standard_normal((len(sel), k)).astype(np.float32)
+            base = np.empty((len(sel), len(cells)), dtype=np.float32)
+            for j, s in enumerate(cells):
+                if m in model_pos and s in subj_pos:
+                    g = d["gamma"][sel, model_pos[m], subj_pos[s]]
+                else:
+                    g = d["sigma_interaction"][sel] * rng.standard_normal(len(sel)).astype(np.float32)
+                base[:, j] = a + beta_all[s] + g
+            cell_idx = np.searchsorted(np.array(cells, dtype=object), subj_m) if len(cells) > 1 else np.zeros(len(rows), int)
+            onehot = np.zeros((len(cells), len(rows)), dtype=np.float32)
+            onehot[cell_idx, np.arange(len(rows))] = 1.0
+            eta = base @ onehot
+            if k:
+                eta += sl @ X[rows].T
+            out[:, rows] = _expit_inplace(eta)
+        if self.stage == "post":
+            if "parsed" not in calls.columns:
+                raise InputError("calls: column 'parsed' is needed by the post-call model but missing")
+            out[:, ~calls["parsed"].to_numpy(dtype=bool)] = 0.0
+        return out
+
+    # ------------------------------------------------------------- save/load
+    def _write_attrs(self) -> None:
+        self.idata.attrs.update({
+            "bayes_router_reliability": json.dumps({
+                "format_version": _FORMAT_VERSION,
+                "stage": self.stage,
+                "model_config": self.model_config,
+                "sampler_config": self.sampler_config,
+                "models": self.models,
+                "subjects": self.subjects,
+                "covariates_used": self.covariates_used,
+                "covariates_dropped": self.covariates_dropped,
+                "standardization": self.standardization,
+                "metadata": self.metadata,
+            }),
+        })
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the posterior and configuration to NetCDF (atomically); returns the path."""
+        if self.idata is None:
+            raise InputError("nothing to save: the reliability model is not fitted")
+        self._write_attrs()
+        path = Path(path)
+        with atomic_path(path) as tmp:
+            self.idata.to_netcdf(str(tmp))
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> ReliabilityModel:
+        """Read a model written by :meth:`save`."""
+        import arviz as az
+
+        path = Path(path)
+        if not path.exists():
+            raise InputError(f"{path}: no such posterior file")
+        try:
+            idata = az.from_netcdf(str(path))
+            meta = json.loads(idata.attrs["bayes_router_reliability"])
+        except KeyError:
+            raise InputError(f"{path}: not a bayes-router reliability posterior (no configuration attribute)") from None
+        except Exception as exc:
+            raise InputError(f"{path}: not a readable NetCDF posterior ({exc.__class__.__name__}: {exc})") from None
+        rm = cls(stage=meta["stage"], model_config=meta["model_config"], sampler_config=meta["sampler_config"])
+        rm.idata = idata.load() if hasattr(idata, "load") else idata
+        rm.models, rm.subjects = list(meta["models"]), list(meta["subjects"])
+        rm.covariates_used = list(meta["covariates_used"])
+        rm.covariates_dropped = dict(meta["covariates_dropped"])
+        rm.standardization = {k: dict(v) for k, v in meta["standardization"].items()}
+        rm.metadata = dict(meta.get("metadata", {}))
+        return rm
+
+    def __repr__(self) -> str:
+        state = f"{len(self.models)} models, {len(self.subjects)} subjects" if self.idata is not None else "unfitted"
+        return f"ReliabilityModel(stage={self.stage!r}, {state}, covariates={self.covariates_used})"
+
+
+def fit_reliability(train_log: pd.DataFrame, stage: str = "pre", **fit_kwargs) -> ReliabilityModel:
+    """Convenience: construct and fit a :class:`ReliabilityModel`."""
+    rm = ReliabilityModel(stage=stage)
+    rm.fit(train_log, **fit_kwargs)
+    return rm
+
+
+__all__: Sequence[str] = ("ReliabilityModel", "DEFAULT_MODEL_CONFIG", "DEFAULT_SAMPLER_CONFIG", "SAMPLERS",
+                          "STAGES", "COVARIATES", "default_chains", "fit_reliability")
