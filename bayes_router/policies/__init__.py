@@ -37,12 +37,27 @@ def make_policy(name: str, **params) -> Policy:
     return REGISTRY[name](**params)
 
 
+#: The order of DESIGN.md, used for default runs and reports.
+CANONICAL_ORDER = ("random", "oracle", "bayes-adaptive", "cascade", "threshold", "ndch", "ndch-p",
+                   "mip", "knn", "mf", "classifier")
+
+
 def default_policy_names(models: list[str]) -> list[str]:
-    """Every registered policy for a pool: always:<m> for each model, then the rest."""
+    """Every registered policy for a pool: always:<m> for each model, then the rest (DESIGN.md order)."""
     names = [f"always:{m}" for m in models]
-    names += [n for n in REGISTRY if n != "always"]
+    names += [n for n in CANONICAL_ORDER if n in REGISTRY]
+    names += [n for n in REGISTRY if n != "always" and n not in names]
     return names
 
+
+# Registration happens on import; these modules need only numpy/pandas at import time
+# (scikit-learn, scipy.optimize and PyMC load inside fit/route).
+from . import allocation, learned, simple  # noqa: E402,F401
+
+try:  # P2's policies; the guard goes once they land
+    from . import adaptive, cascade  # noqa: E402,F401
+except ImportError:  # pragma: no cover
+    pass
 
 __all__ = ["REGISTRY", "Policy", "RoutingContext", "TestCalls", "default_policy_names",
            "expected_cost", "make_policy", "register"]

@@ -1,0 +1,262 @@
+"""The evaluation harness: every policy on the same held-out questions, every call charged.
+
+``evaluate`` samples ``n_questions`` questions answered by every model of the
+pool (fixed seed), splits them BY QUESTION into train and test
+(:func:`bayes_router.split.train_test_split`), builds one
+:class:`~bayes_router.policies.base.RoutingContext` from the train rows only,
+fits each policy on it, and runs each policy on a fresh
+:class:`~bayes_router.policies.base.TestCalls` over the test rows (once at its
+default setting, then once per knob value for its cost-accuracy frontier). The
+result is the RESULTS.json of DESIGN.md; extra keys (``vs_big``, ``meta``) only
+add to it.
+
+Scoring: a question is right when the policy's final letter equals the answer
+(no answer counts as wrong); its cost is the realized ``cost_usd`` (USD) of
+EVERY call the policy made on it. A policy may only answer with a letter one of
+its own calls returned on that question (otherwise the harness raises).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError
+from .metrics import aiq, bootstrap_indices, compare_to_reference, summarize_policy
+from .policies import default_policy_names, make_policy
+from .policies.base import Policy, RoutingContext, TestCalls
+from .split import rows_for, sample_questions, train_test_split
+
+SCHEMA_VERSION = 1
+#: Moderate defaults: 2 chains x 500 draws after 500 tuning steps (a few minutes for the trio).
+DEFAULT_SAMPLER_CONFIG: dict = {"sampler": "nutpie", "draws": 500, "tune": 500, "chains": 2}
+
+
+@dataclass
+class EvaluationSetup:
+    """The split and the fitting context of one evaluation."""
+
+    models: list[str]
+    train_question_ids: np.ndarray
+    test_question_ids: np.ndarray
+    ctx: RoutingContext
+    test_rows: pd.DataFrame
+
+    def test_calls(self) -> TestCalls:
+        """A fresh TestCalls (nothing called yet) over the test questions."""
+        return TestCalls(self.test_rows, self.models)
+
+
+@dataclass
+class PolicyOutcome:
+    """Per-test-question results of one policy run, aligned with ``question_ids``."""
+
+    question_ids: np.ndarray
+    correct: np.ndarray  # (n_test,) bool
+    cost_usd: np.ndarray  # (n_test,) USD charged for all calls on the question
+    n_calls: np.ndarray  # (n_test,) int
+    answers: pd.Series
+    calls_made: pd.DataFrame = field(repr=False)
+
+    @property
+    def accuracy(self) -> float:
+        return float(self.correct.mean())
+
+    @property
+    def cost_per_question(self) -> float:
+        return float(self.cost_usd.mean())
+
+
+def prepare(
+    log: pd.DataFrame, models: Sequence[str], questions: pd.DataFrame | None = None,
+    n_questions: int | None = None, test_frac: float = 0.3, cost_scale: float = 0.0, seed: int = 0,
+    sampler_config: dict | None = None, prices: pd.DataFrame | None = None, progress: bool = False,
+) -> EvaluationSetup:
+    """Sample questions answered by every model, split by question, build the train-only context."""
+    models = list(models)
+    if len(models) < 1:
+        raise InputError("--models: name at least one model")
+    if len(set(models)) != len(models):
+        raise InputError(f"--models: a model is listed twice: {models}")
+    if not np.isfinite(cost_scale) or cost_scale < 0:
+        raise InputError(f"--cost-scale must be a non-negative number (per USD), got {cost_scale}")
+    ids = sample_questions(log, models, n_questions, seed)
+    train_ids, test_ids = train_test_split(ids, test_frac, seed)
+    train_log = rows_for(log, models, train_ids)
+    test_rows = rows_for(log, models, test_ids)
+    leaked = np.intersect1d(train_log["question_id"].unique(), test_ids)
+    assert len(leaked) == 0, f"train and test share questions {leaked[:5]}"
+    if questions is not None:
+        need = np.concatenate([train_ids, test_ids])
+        missing = np.setdiff1d(need, questions["question_id"].to_numpy())
+        if len(missing):
+            raise InputError(f"question texts lack {len(missing)} sampled questions, e.g. {missing[:5].tolist()}")
+        questions = questions[questions["question_id"].isin(need)].reset_index(drop=True)
+    ctx = RoutingContext(
+        train_log=train_log, models=models, questions=questions, cost_scale=float(cost_scale), seed=seed,
+        sampler_config={**DEFAULT_SAMPLER_CONFIG, **(sampler_config or {})}, prices=prices, progress=progress,
+    )
+    return EvaluationSetup(models, train_ids, test_ids, ctx, test_rows)
+
+
+def run_policy(policy: Policy, setup: EvaluationSetup) -> PolicyOutcome:
+    """Route the test questions with a fitted policy on a fresh TestCalls and score it."""
+    calls = setup.test_calls()
+    answers = policy.route(calls)
+    qids = calls.question_ids
+    if not isinstance(answers, pd.Series):
+        raise TypeError(f"policy '{policy.name}': route() must return a pd.Series, got {type(answers).__name__}")
+    extra = pd.Index(answers.index).difference(qids)
+    if len(extra):
+        raise ValueError(f"policy '{policy.name}' answered questions that are not test questions: {extra[:5].tolist()}")
+    answers = answers.astype("string").reindex(qids)
+    made = calls.calls_made
+    _check_answers_were_returned(policy.name, answers, made, setup.test_rows)
+    truth = calls.answers().reindex(qids)
+    correct = (answers == truth).fillna(False).to_numpy(dtype=bool)
+    cost = made.groupby("question_id")["cost_usd"].sum().reindex(qids, fill_value=0.0).to_numpy(float)
+    n_calls = made.groupby("question_id").size().reindex(qids, fill_value=0).to_numpy(np.int64)
+    return PolicyOutcome(qids, correct, cost, n_calls, answers, made)
+
+
+def _check_answers_were_returned(name: str, answers: pd.Series, made: pd.DataFrame, test_rows: pd.DataFrame) -> None:
+    """Every non-null answer must be a letter one of the policy's own calls returned on that question."""
+    given = answers.dropna()
+    if given.empty:
+        return
+    seen = made[["question_id", "model"]].merge(
+        test_rows[["question_id", "model", "pred"]], on=["question_id", "model"], how="left"
+    ).dropna(subset=["pred"])
+    ok_pairs = set(zip(seen["question_id"].astype(int), seen["pred"].astype(str), strict=True))
+    bad = [q for q, a in given.items() if (int(q), str(a)) not in ok_pairs]
+    if bad:
+        raise ValueError(f"policy '{name}' answered questions {bad[:5]} with a letter none of its calls returned")
+
+
+def sweep_knob(policy: Policy, setup: EvaluationSetup, values: Sequence | None = None) -> list[tuple[object, PolicyOutcome]]:
+    """Run a fitted policy once per knob value (no refit); [(value, outcome), ...]."""
+    values = policy.knob_values() if values is None else list(values)
+    return [(v, run_policy(policy.with_knob(v), setup)) for v in values]
+
+
+def evaluate(
+    log: pd.DataFrame, models: Sequence[str], questions: pd.DataFrame | None = None,
+    n_questions: int | None = None, test_frac: float = 0.3, cost_scale: float = 0.0, seed: int = 0,
+    policies: Sequence[str] | None = None, sampler_config: dict | None = None, progress: bool = True,
+    n_boot: int = 1000, frontiers: bool = True, prices: pd.DataFrame | None = None,
+    policy_params: dict[str, dict] | None = None, return_details: bool = False,
+):
+    """Evaluate routing policies on held-out questions; returns the RESULTS.json dict.
+
+    Parameters
+    ----------
+    log : call log (DESIGN.md schema); questions : question texts (needed by knn, mf, classifier).
+    models : the pool, cheapest -> biggest; the last is "the big model".
+    n_questions : questions sampled among those every model answered (None: all).
+    test_frac : share of them held out for testing. cost_scale : lambda (per USD) in
+        utility = correct - lambda * cost_usd. seed : fixes sampling, split, fits and bootstrap.
+    policies : registry names (default: every registered policy, always:<m> for each model).
+    sampler_config : draws / tune / chains / sampler for the reliability fits.
+    n_boot : bootstrap resamples of the test questions for every interval.
+    frontiers : sweep each policy's knob for its cost-accuracy frontier (else one point each).
+    policy_params : name -> extra constructor parameters (e.g. {"mip": {"time_limit_s": 30}}).
+    return_details : also return (setup, {name: fitted policy}, {name: PolicyOutcome}).
+    """
+    from tqdm.auto import tqdm
+
+    t_start = time.perf_counter()
+    setup = prepare(log, models, questions, n_questions, test_frac, cost_scale, seed, sampler_config,
+                    prices, progress)
+    models = setup.models
+    names = list(policies) if policies else default_policy_names(models)
+    if len(set(names)) != len(names):
+        raise InputError(f"--policies: a policy is listed twice: {names}")
+    policy_params = policy_params or {}
+    built = {name: make_policy(name, **policy_params.get(name, {})) for name in names}  # errors before fitting
+    big_name = f"always:{models[-1]}"
+
+    idx = bootstrap_indices(len(setup.test_question_ids), n_boot, seed)
+    fitted: dict[str, Policy] = {}
+    outcomes: dict[str, PolicyOutcome] = {}
+    results_policies: dict[str, dict] = {}
+    frontier_points: dict[str, list[list[float]]] = {}
+    timings: dict[str, float] = {}
+
+    bar = tqdm(names, desc="policies", disable=not progress, unit="policy")
+    for name in bar:
+        bar.set_postfix_str(name)
+        t0 = time.perf_counter()
+        policy = built[name].fit(setup.ctx)
+        fitted[name] = policy
+        outcome = run_policy(policy, setup)
+        outcomes[name] = outcome
+        results_policies[name] = summarize_policy(
+            outcome.correct, outcome.cost_usd, outcome.n_calls, idx, second_call_rate=policy.may_call_twice
+        )
+        if policy.knob is not None:
+            results_policies[name]["knob"] = {policy.knob: _jsonable(policy.params.get(policy.knob))}
+        if frontiers and policy.knob is not None:
+            pts = [[o.cost_per_question, o.accuracy] for _, o in sweep_knob(policy, setup)]
+        else:
+            pts = [[outcome.cost_per_question, outcome.accuracy]]
+        frontier_points[name] = sorted(pts)
+        timings[name] = round(time.perf_counter() - t0, 3)
+
+    if big_name in outcomes:
+        ref = outcomes[big_name]
+    else:  # the reference is always run, even if not reported
+        ref = run_policy(make_policy(big_name).fit(setup.ctx), setup)
+    for name, o in outcomes.items():
+        results_policies[name]["vs_big"] = compare_to_reference(o.correct, o.cost_usd, ref.correct, ref.cost_usd, idx)
+
+    results = {
+        "schema_version": SCHEMA_VERSION,
+        "models": models,
+        "seed": int(seed),
+        "cost_scale": float(cost_scale),
+        "train_question_ids": [int(q) for q in setup.train_question_ids],
+        "test_question_ids": [int(q) for q in setup.test_question_ids],
+        "policies": results_policies,
+        "frontiers": frontier_points,
+        "aiq": aiq(frontier_points),
+        "meta": {
+            "n_train": int(len(setup.train_question_ids)),
+            "n_test": int(len(setup.test_question_ids)),
+            "test_frac": float(test_frac),
+            "n_boot": int(n_boot),
+            "ci": "95% percentile bootstrap over test questions (paired across policies)",
+            "big_model": models[-1],
+            "sampler_config": _jsonable(setup.ctx.sampler_config),
+            "aiq_cost_range": _aiq_range(frontier_points),
+            "aiq_convention": "area under each frontier's non-decreasing convex hull over the common cost range, "
+                              "flat beyond its last point, zero below its first, divided by the range",
+            "seconds_per_policy": timings,
+            "seconds_total": round(time.perf_counter() - t_start, 3),
+        },
+    }
+    if return_details:
+        return results, (setup, fitted, outcomes)
+    return results
+
+
+def _aiq_range(frontiers: dict) -> list[float]:
+    costs = [c for pts in frontiers.values() for c, _ in pts]
+    return [float(min(costs)), float(max(costs))] if costs else []
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    warnings.warn(f"not JSON-serializable, written as text: {obj!r}", stacklevel=2)
+    return str(obj)
