@@ -64,7 +64,105 @@ lab: $(STAMP) ## JupyterLab on the notebooks with the project's kernel
 bench: $(STAMP) ## speed and memory benchmarks, written to bench/results.json
 	$(BIN)/bayes-router bench -o bench/results.json $(if $(QUICK),--quick,)
 
-reproduce: data ## the whole study: import, fit, notebooks, figures, reports/summary.json, reports/index.html
+# ---------------------------------------------------------------- reproduce (issue 6)
+# import -> fit -> every notebook executed by papermill into reports/notebooks/
+# (figures to figures/, headline JSON to reports/results/) -> reports/summary.json
+# -> reports/index.html. Real file dependencies: a second run redoes only what
+# changed (a notebook, the log, the package sources, or the QUICK mode).
+REPORTS := reports
+EXEC_DIR := $(REPORTS)/notebooks
+RESULTS_DIR := $(REPORTS)/results
+FIG_DIR := figures
+POST_DIR := data/posteriors
+SUMMARY := $(REPORTS)/summary.json
+INDEX := $(REPORTS)/index.html
+MODE := $(if $(filter-out 0,$(strip $(QUICK))),quick,full)
+QUICK_PY := $(if $(filter quick,$(MODE)),True,False)
+# Holds "quick" or "full"; rewritten only when the mode changes, so switching reruns everything after it.
+MODE_FILE := $(REPORTS)/.mode
+# Notebooks import the package: any change to it reruns them (the report code excepted).
+PKG_SRC := $(filter-out bayes_router/report.py,$(wildcard bayes_router/*.py bayes_router/*/*.py))
+
+# Pools (cheapest tier first; the last model is "the big model"). tiers: one family
+# (same data, same tokenizer) with a real price ladder, 0.20 -> 0.30 -> 0.90 USD/M tokens,
+# and accuracy rising with price. all: the 24 models of the public folder, by mean cost
+# per call, with the trio's big model last so budgets are fractions of the same model.
+POOLS := trio tiers all
+POOL_trio := Meta-Llama-3_1-8B-Instruct,Mixtral-8x7B-Instruct-v0.1,Meta-Llama-3_1-70B-Instruct
+POOL_tiers := Llama-2-7b-hf,Llama-2-13b-hf,Llama-2-70b-hf
+POOL_all := gemini-1.5-flash-002,Phi-3-mini-4k-instruct,DeepSeek-Coder-V2,Meta-Llama-3_1-8B,Meta-Llama-3_1-8B-Instruct,Mistral-7B-v0.1,Mistral-7B-v0.2-hf,Llama-2-7b-hf,Yi-6B,gemma-7b,Mistral-7B-Instruct-v0.1,Mistral-7B-Instruct-v0.2,Qwen1.5-7B-Chat,mathstral-7B,Meta-Llama-3-8B,Llama-2-13b-hf,Mixtral-8x7B-v0.1,Mixtral-8x7B-Instruct-v0.1,Yi-34B,Llama-2-70b-hf,Meta-Llama-3_1-70B,Qwen1.5-72B-Chat,Meta-Llama-3-70B,Meta-Llama-3_1-70B-Instruct
+
+# fit: the trio's pre- and post-call posteriors (notebook 02 loads them instead of refitting).
+FIT_ARGS_quick := --questions 400
+FIT_ARGS_full := --questions 4000
+POSTERIORS := $(POST_DIR)/trio_pre.nc $(POST_DIR)/trio_post.nc
+
+# Every notebooks/NN_*.ipynb present is executed; 03 once per pool.
+NB03 := 03_routing_policies
+NB_NAMES := $(basename $(notdir $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))))
+NB_EXEC := $(foreach n,$(NB_NAMES),$(if $(filter $(NB03),$(n)),$(foreach p,$(POOLS),$(EXEC_DIR)/$(n)_$(p).ipynb),$(EXEC_DIR)/$(n).ipynb))
+NB_DEPS := $(LOG) $(PKG_SRC) $(PRICES) $(MODE_FILE)
+
+# Extra papermill parameters per notebook (the common ones: LOG FIGURES_DIR RESULTS_DIR QUICK SEED).
+NB_PARAMS_02_reliability_model := -p PRE_POSTERIOR $(abspath $(POST_DIR)/trio_pre.nc) -p POST_POSTERIOR $(abspath $(POST_DIR)/trio_post.nc)
+$(EXEC_DIR)/02_reliability_model.ipynb: $(POSTERIORS)
+
+.PHONY: reproduce-notebooks reproduce-report figures fit
+.FORCE:
+
+$(MODE_FILE): .FORCE
+	@mkdir -p $(@D); echo $(MODE) | cmp -s - $@ 2>/dev/null || echo $(MODE) > $@
+
+fit: $(POSTERIORS) ## fit the trio's pre- and post-call reliability posteriors into data/posteriors/
+
+$(POST_DIR)/trio_%.nc: $(LOG) $(MODE_FILE) $(wildcard bayes_router/reliability.py bayes_router/diagnostics.py bayes_router/commands/fit.py) bayes_router/split.py | $(STAMP)
+	@mkdir -p $(@D)
+	set -o pipefail; $(BIN)/bayes-router fit $(LOG) --stage $* --models $(POOL_trio) $(FIT_ARGS_$(MODE)) --seed $(SEED) -o $@ \
+	  | tee $(@:.nc=.diagnostics.txt)
+
+# papermill into a temporary copy; on success it becomes the target, on failure it is kept
+# in $(EXEC_DIR)/failed/ (the report shows the failing cell) and the target stays out of date.
+# $(1) notebook file, $(2) extra parameters, $(3) figures subfolder, $(4) results subfolder
+define run_notebook
+	@mkdir -p $(EXEC_DIR)/.tmp $(EXEC_DIR)/failed $(RESULTS_DIR)$(4) $(FIG_DIR)$(3)
+	@rm -f $(EXEC_DIR)/failed/$(notdir $@)
+	@echo "papermill notebooks/$(1) -> $@ [$(MODE)]"
+	@tmp=$(EXEC_DIR)/.tmp/$(notdir $@); \
+	if $(BIN)/papermill --cwd notebooks notebooks/$(1) $$tmp \
+	     -p LOG $(abspath $(LOG)) -p FIGURES_DIR $(abspath $(FIG_DIR))$(3) \
+	     -p RESULTS_DIR $(abspath $(RESULTS_DIR))$(4) -p QUICK $(QUICK_PY) -p SEED $(SEED) $(2); \
+	then mv $$tmp $@; \
+	else [ -f $$tmp ] && mv $$tmp $(EXEC_DIR)/failed/$(notdir $@); rm -f $@; \
+	     echo "FAILED: notebooks/$(1) (executed copy in $(EXEC_DIR)/failed/$(notdir $@))" >&2; exit 1; fi
+endef
+
+$(EXEC_DIR)/$(NB03)_%.ipynb: notebooks/$(NB03).ipynb $(NB_DEPS) | $(STAMP)
+	$(call run_notebook,$(NB03).ipynb,-p POOL $* -p MODELS $(POOL_$*),/$*,/pools/$*)
+
+$(EXEC_DIR)/%.ipynb: notebooks/%.ipynb $(NB_DEPS) | $(STAMP)
+	$(call run_notebook,$*.ipynb,$(NB_PARAMS_$*),,)
+
+figures: $(NB_EXEC) ## execute the notebooks (they write the figures to figures/)
+
+reproduce-notebooks: $(LOG) $(POSTERIORS) $(NB_EXEC)
+
+$(SUMMARY): $(wildcard $(NB_EXEC) $(EXEC_DIR)/failed/*.ipynb) $(wildcard $(RESULTS_DIR)/*.json $(RESULTS_DIR)/*/*/*.json) $(MODE_FILE) bayes_router/report.py | $(STAMP)
+	$(BIN)/python -m bayes_router.report summary --results-dir $(RESULTS_DIR) --notebooks-dir $(EXEC_DIR) \
+	  --mode $(MODE) --seed $(SEED) --command "make reproduce$(if $(filter quick,$(MODE)), QUICK=1,) SEED=$(SEED)" -o $@
+
+$(INDEX): $(SUMMARY) $(wildcard $(NB_EXEC) $(EXEC_DIR)/failed/*.ipynb) bayes_router/report.py | $(STAMP)
+	$(BIN)/python -m bayes_router.report index --reports-dir $(REPORTS) --figures-dir $(FIG_DIR) -o $@
+
+reproduce-report: $(INDEX)
+
+# -k: one failing notebook does not stop the others; the report is built either way and
+# lists what failed; the exit status is non-zero if anything failed.
+reproduce: $(STAMP) ## the whole study: import, fit, notebooks, figures, reports/summary.json, reports/index.html (QUICK=1: small)
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory -k reproduce-notebooks; st=$$?; \
+	$(MAKE) --no-print-directory reproduce-report; st2=$$?; \
+	echo "make reproduce [$(MODE)]: $$(( $$(date +%s) - start )) s; report: $(INDEX)"; \
+	if [ $$st -ne 0 ] || [ $$st2 -ne 0 ]; then echo "make reproduce: some steps failed (see $(INDEX))" >&2; exit 1; fi
 
 clean: ## remove generated outputs (keeps .venv and downloaded data)
 	rm -rf reports/ $(LOG_DIR)/ bench/results.json

@@ -1,0 +1,438 @@
+"""The report of a reproduction run: ``reports/summary.json`` and ``reports/index.html``.
+
+``make reproduce`` executes every notebook with papermill; each notebook writes
+its headline numbers to ``reports/results/**.json``. This module
+
+* aggregates those JSON files into one summary (:func:`build_summary`): per
+  pool, each policy's accuracy, cost per question (USD) and AIQ with their
+  intervals; every diagnostics verdict found (pass/fail); the data overview;
+  which notebooks ran and which failed (with the failing cell); and whether
+  this was a QUICK or a full run, so the two are never confused;
+* exports each executed notebook to HTML with nbconvert and writes an index
+  page linking the notebooks, the figures and the summary (:func:`build_index`).
+
+Command line (used by the Makefile)::
+
+    python -m bayes_router.report summary --results-dir reports/results \\
+        --notebooks-dir reports/notebooks --mode quick -o reports/summary.json
+    python -m bayes_router.report index --reports-dir reports --figures-dir figures \\
+        -o reports/index.html
+
+Result files are read as the notebooks write them. A file that looks like
+DESIGN.md's RESULTS.json (a ``policies`` mapping, optional ``aiq``) is a pool
+result; its pool name is its ``pool`` key, else the folder it sits in under
+``results/pools/``, else the file name. Keys named ``diagnostics`` anywhere in
+a file give diagnostics verdicts: a boolean, or a mapping with one of the
+keys ``pass``, ``passed``, ``all_pass``, ``ok``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import html
+import json
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+from .errors import BayesRouterError, InputError
+from .io import atomic_write, write_json
+
+SUMMARY_SCHEMA_VERSION = 1
+#: Fields every pool policy entry of summary.json carries (None where a notebook did not report it).
+POLICY_FIELDS = ("accuracy", "accuracy_ci95", "cost_per_question", "cost_ci95", "aiq")
+_PASS_KEYS = ("pass", "passed", "all_pass", "ok")
+_BULKY_SUFFIXES = ("_question_ids",)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_results(results_dir: str | os.PathLike) -> dict[str, dict]:
+    """Every ``*.json`` under ``results_dir`` (recursively): relative path without ``.json`` -> parsed JSON."""
+    results_dir = Path(results_dir)
+    out: dict[str, dict] = {}
+    if not results_dir.is_dir():
+        return out
+    for path in sorted(results_dir.rglob("*.json")):
+        if path.name.startswith("."):
+            continue
+        key = path.relative_to(results_dir).with_suffix("").as_posix()
+        try:
+            value = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}: not valid JSON ({exc})") from None
+        if isinstance(value, dict):
+            out[key] = value
+    return out
+
+
+def notebook_status(path: str | os.PathLike) -> dict:
+    """What papermill recorded in an executed notebook: ok or failed, duration (s), failing cell.
+
+    Returns ``{"status": "ok"|"failed", "duration_s": float|None, "parameters": {...},
+    "error": None | {"cell": index among code cells, "ename": str, "evalue": str, "source": str}}``.
+    """
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    meta = nb.metadata.get("papermill", {})
+    error = None
+    code_index = -1
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        code_index += 1
+        pm = cell.metadata.get("papermill", {})
+        errs = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        if pm.get("status") == "failed" or pm.get("exception") or errs:
+            e = errs[0] if errs else {}
+            error = {
+                "cell": code_index,
+                "ename": e.get("ename", ""),
+                "evalue": str(e.get("evalue", ""))[:500],
+                "source": cell.source[:500],
+            }
+            break
+    failed = bool(meta.get("exception")) or error is not None
+    return {
+        "status": "failed" if failed else "ok",
+        "duration_s": meta.get("duration"),
+        "parameters": meta.get("parameters", {}),
+        "error": error,
+    }
+
+
+# --------------------------------------------------------------------------- aggregation
+
+
+def _pool_results(key: str, value: dict) -> list[tuple[str, dict]]:
+    """(pool name, RESULTS-like dict) pairs found in one result file."""
+    found = []
+    if isinstance(value.get("policies"), dict):
+        parts = key.split("/")
+        if value.get("pool"):
+            name = str(value["pool"])
+        elif len(parts) >= 3 and parts[0] == "pools":
+            name = parts[1]
+        else:
+            name = parts[-1]
+        found.append((name, value))
+    pools = value.get("pools")
+    if isinstance(pools, dict):
+        for name, sub in pools.items():
+            if isinstance(sub, dict) and isinstance(sub.get("policies"), dict):
+                found.append((str(name), sub))
+    return found
+
+
+def _policy_entry(name: str, stats: dict, aiq: dict, source: str) -> dict:
+    entry = {f: stats.get(f) for f in POLICY_FIELDS if f != "aiq"}
+    entry["aiq"] = aiq.get(name, stats.get("aiq"))
+    for extra in ("calls_per_question", "second_call_rate"):
+        if extra in stats:
+            entry[extra] = stats[extra]
+    entry["source"] = source
+    return entry
+
+
+def find_diagnostics(value, path: str = "", inside: bool = False) -> list[dict]:
+    """Every diagnostics verdict in a JSON value: ``[{"where": dotted path, "pass": bool}]``.
+
+    A verdict is a boolean under a key containing "diagnostic", or, anywhere below
+    such a key, a mapping with a boolean ``pass``/``passed``/``all_pass``/``ok``.
+    """
+    found = []
+    if isinstance(value, dict):
+        if inside:
+            for pk in _PASS_KEYS:
+                if isinstance(value.get(pk), bool):
+                    return [{"where": path, "pass": bool(value[pk])}]
+        for k, v in value.items():
+            here = f"{path}.{k}" if path else str(k)
+            is_diag = "diagnostic" in str(k).lower()
+            if is_diag and isinstance(v, bool):
+                found.append({"where": here, "pass": v})
+            else:
+                found.extend(find_diagnostics(v, here, inside or is_diag))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found.extend(find_diagnostics(v, f"{path}[{i}]", inside))
+    return found
+
+
+def _strip_bulky(value):
+    if isinstance(value, dict):
+        return {k: _strip_bulky(v) for k, v in value.items() if not str(k).endswith(_BULKY_SUFFIXES)}
+    if isinstance(value, list):
+        return [_strip_bulky(v) for v in value]
+    return value
+
+
+def _quick_flag(value: dict):
+    for k in ("quick", "QUICK"):
+        if isinstance(value.get(k), bool):
+            return value[k]
+    return None
+
+
+def build_summary(
+    results_dir: str | os.PathLike,
+    mode: str,
+    notebooks_dir: str | os.PathLike | None = None,
+    seed: int | None = None,
+    command: str | None = None,
+) -> dict:
+    """Aggregate the notebooks' result files into the summary of a run.
+
+    ``mode`` is ``"quick"`` or ``"full"``. Keys of the returned dict:
+    ``schema_version``, ``mode``, ``generated_utc``, ``seed``, ``command``;
+    ``notebooks`` (executed notebook name -> status, duration in seconds,
+    failing cell); ``pools`` (pool -> ``models``, ``big_model``,
+    ``policies``: name -> accuracy, accuracy_ci95, cost_per_question (USD),
+    cost_ci95, aiq, source file); ``diagnostics`` (source file -> list of
+    verdicts) and ``diagnostics_pass`` (all verdicts pass; None if there are
+    none); ``data_overview`` (notebook 01's headline); ``mode_mismatch``
+    (result files whose own ``quick`` flag disagrees with ``mode``); and
+    ``results`` (every result file, without the long question-id lists).
+    """
+    if mode not in ("quick", "full"):
+        raise InputError(f"--mode must be 'quick' or 'full', got {mode!r}")
+    results = read_results(results_dir)
+    summary: dict = {
+        "schema_version": SUMMARY_SCHEMA_VERSION,
+        "mode": mode,
+        "generated_utc": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "seed": seed,
+        "command": command,
+        "notebooks": {},
+        "pools": {},
+        "diagnostics": {},
+        "diagnostics_pass": None,
+        "data_overview": None,
+        "mode_mismatch": [],
+        "results": {},
+    }
+    if notebooks_dir is not None:
+        nb_dir = Path(notebooks_dir)
+        for path in sorted(nb_dir.glob("*.ipynb")):
+            summary["notebooks"][path.stem] = {"path": path.as_posix(), **notebook_status(path)}
+        for path in sorted((nb_dir / "failed").glob("*.ipynb")):
+            if path.stem not in summary["notebooks"]:
+                summary["notebooks"][path.stem] = {"path": path.as_posix(), **notebook_status(path)}
+                summary["notebooks"][path.stem]["status"] = "failed"
+
+    # notebook order (by file name, e.g. 03_ before 06_) decides which file speaks for a
+    # policy that several report on the same pool
+    for key, value in sorted(results.items(), key=lambda kv: (kv[0].split("/")[-1], kv[0])):
+        flag = _quick_flag(value)
+        if flag is not None and flag != (mode == "quick"):
+            summary["mode_mismatch"].append(key)
+        for pool, res in _pool_results(key, value):
+            entry = summary["pools"].setdefault(pool, {"models": None, "big_model": None, "policies": {}, "sources": []})
+            models = res.get("models")
+            if models and entry["models"] is None:
+                entry["models"] = list(models)
+                entry["big_model"] = models[-1]
+            entry["sources"].append(key)
+            aiq = res.get("aiq") or {}
+            for name, stats in res["policies"].items():
+                if name not in entry["policies"] and isinstance(stats, dict):  # first notebook wins
+                    entry["policies"][name] = _policy_entry(name, stats, aiq, key)
+        verdicts = find_diagnostics(value)
+        if verdicts:
+            summary["diagnostics"][key] = verdicts
+        if key.split("/")[-1].startswith("01_data_overview") and summary["data_overview"] is None:
+            summary["data_overview"] = _strip_bulky(value)
+        summary["results"][key] = _strip_bulky(value)
+    all_verdicts = [v["pass"] for vs in summary["diagnostics"].values() for v in vs]
+    summary["diagnostics_pass"] = all(all_verdicts) if all_verdicts else None
+    return summary
+
+
+# --------------------------------------------------------------------------- HTML
+
+
+def export_notebook_html(notebook: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """Export an executed notebook to a standalone HTML file with nbconvert (atomically)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(str(notebook), as_version=4)
+    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
+    return atomic_write(out, lambda p: p.write_text(body, encoding="utf-8"))
+
+
+def _fmt(x, digits=3):
+    if x is None:
+        return "–"
+    if isinstance(x, float):
+        return f"{x:.{digits}g}" if abs(x) < 1e-2 and x != 0 else f"{x:.{digits}f}"
+    if isinstance(x, list) and len(x) == 2:
+        return f"[{_fmt(x[0], digits)}, {_fmt(x[1], digits)}]"
+    return html.escape(str(x))
+
+
+def _pool_table(pool: str, entry: dict) -> str:
+    rows = []
+    policies = sorted(entry["policies"].items(), key=lambda kv: (kv[1].get("cost_per_question") is None, kv[1].get("cost_per_question") or 0))
+    for name, p in policies:
+        rows.append(
+            "<tr>" + "".join(
+                f"<td>{c}</td>" for c in (
+                    html.escape(name), _fmt(p.get("accuracy")), _fmt(p.get("accuracy_ci95")),
+                    _fmt(p.get("cost_per_question"), 6), _fmt(p.get("cost_ci95"), 6), _fmt(p.get("aiq")),
+                )
+            ) + "</tr>"
+        )
+    models = ", ".join(html.escape(m) for m in (entry.get("models") or []))
+    return (
+        f"<h3>Pool <code>{html.escape(pool)}</code></h3><p>Models (cheapest to big): {models}</p>"
+        "<table><tr><th>policy</th><th>accuracy</th><th>95% CI</th><th>cost per question (USD)</th>"
+        "<th>95% CI (USD)</th><th>AIQ</th></tr>" + "".join(rows) + "</table>"
+    )
+
+
+def build_index(
+    reports_dir: str | os.PathLike,
+    figures_dir: str | os.PathLike,
+    out: str | os.PathLike,
+    summary_path: str | os.PathLike | None = None,
+) -> Path:
+    """Export every executed notebook under ``reports_dir/notebooks`` (and ``notebooks/failed``)
+    to ``reports_dir/html/`` and write the index page ``out`` linking them, the figures
+    (PNG shown, SVG linked) and the summary. HTML exports are redone only when older
+    than their notebook. Links are relative, so the folder can be moved or served."""
+    reports_dir = Path(reports_dir)
+    out = Path(out)
+    figures_dir = Path(figures_dir)
+    summary_path = Path(summary_path) if summary_path is not None else reports_dir / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
+    html_dir = reports_dir / "html"
+    nb_paths = sorted((reports_dir / "notebooks").glob("*.ipynb"))
+    failed_paths = sorted((reports_dir / "notebooks" / "failed").glob("*.ipynb"))
+    ok_stems = {p.stem for p in nb_paths}
+    failed_paths = [p for p in failed_paths if p.stem not in ok_stems]
+
+    from tqdm.auto import tqdm
+
+    def rel(p: Path) -> str:
+        return os.path.relpath(p.resolve(), out.resolve().parent).replace(os.sep, "/")
+
+    items = []
+    for nb_path in tqdm(nb_paths + failed_paths, desc="HTML exports", unit="notebook", disable=None):
+        target = html_dir / (nb_path.stem + (".failed" if nb_path in failed_paths else "") + ".html")
+        if not target.exists() or target.stat().st_mtime < nb_path.stat().st_mtime:
+            export_notebook_html(nb_path, target)
+        status = notebook_status(nb_path)
+        if nb_path in failed_paths:
+            status["status"] = "failed"
+        items.append((nb_path, target, status))
+
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>bayes-router: reproduction report</title>",
+        "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
+        "table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+        "td:first-child,th:first-child{text-align:left}.failed{color:#b00;font-weight:bold}.ok{color:#070}"
+        ".banner{padding:0.6em;background:#fff3cd;border:1px solid #e0c060}"
+        "figure{display:inline-block;width:360px;margin:6px;vertical-align:top}figure img{width:100%}"
+        "figcaption{font-size:0.85em}</style></head><body>",
+        "<h1>bayes-router: reproduction report</h1>",
+    ]
+    if summary is not None:
+        mode = summary.get("mode")
+        if mode == "quick":
+            parts.append("<p class='banner'><b>QUICK run</b>: small parameters (few questions, few draws). "
+                         "Numbers are a smoke test of the pipeline, not results.</p>")
+        parts.append(
+            f"<p>Mode: <b>{html.escape(str(mode))}</b>; generated {html.escape(str(summary.get('generated_utc')))}; "
+            f"seed {html.escape(str(summary.get('seed')))}; command: <code>{html.escape(str(summary.get('command')))}</code>. "
+            f"Summary: <a href='{rel(summary_path)}'>{html.escape(summary_path.name)}</a>.</p>"
+        )
+        if summary.get("mode_mismatch"):
+            parts.append("<p class='failed'>Result files from another mode: "
+                         + html.escape(", ".join(summary["mode_mismatch"])) + "</p>")
+    parts.append("<h2>Notebooks</h2><table><tr><th>notebook</th><th>status</th><th>time (s)</th><th>failing cell</th></tr>")
+    for nb_path, target, status in items:
+        err = status.get("error")
+        err_txt = f"code cell {err['cell']}: {err['ename']}: {err['evalue']}" if err else ""
+        dur = status.get("duration_s")
+        parts.append(
+            f"<tr><td><a href='{rel(target)}'>{html.escape(nb_path.stem)}</a> "
+            f"(<a href='{rel(nb_path)}'>ipynb</a>)</td><td class='{status['status']}'>{status['status']}</td>"
+            f"<td>{'' if dur is None else f'{dur:.0f}'}</td><td>{html.escape(err_txt)}</td></tr>"
+        )
+    parts.append("</table>")
+    if summary is not None:
+        if summary.get("pools"):
+            parts.append("<h2>Policies per pool (held-out questions)</h2>")
+            for pool, entry in summary["pools"].items():
+                parts.append(_pool_table(pool, entry))
+        diag = summary.get("diagnostics") or {}
+        if diag:
+            verdict = summary.get("diagnostics_pass")
+            parts.append(f"<h2>Diagnostics: <span class='{'ok' if verdict else 'failed'}'>"
+                         f"{'all pass' if verdict else 'some fail'}</span></h2><ul>")
+            for src, vs in diag.items():
+                for v in vs:
+                    parts.append(f"<li>{html.escape(src)}: {html.escape(v['where'])}: "
+                                 f"<span class='{'ok' if v['pass'] else 'failed'}'>{'pass' if v['pass'] else 'FAIL'}</span></li>")
+            parts.append("</ul>")
+    figures = sorted(figures_dir.rglob("*.png")) if figures_dir.is_dir() else []
+    parts.append(f"<h2>Figures ({len(figures)})</h2>")
+    for png in figures:
+        svg = png.with_suffix(".svg")
+        name = png.relative_to(figures_dir).with_suffix("").as_posix()
+        svg_link = f" · <a href='{rel(svg)}'>SVG</a>" if svg.exists() else ""
+        parts.append(f"<figure><a href='{rel(png)}'><img src='{rel(png)}' alt='{html.escape(name)}'></a>"
+                     f"<figcaption>{html.escape(name)}{svg_link}</figcaption></figure>")
+    parts.append("</body></html>")
+    text = "\n".join(parts)
+    return atomic_write(out, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m bayes_router.report",
+        description="Aggregate notebook results into reports/summary.json and build reports/index.html.",
+    )
+    sub = p.add_subparsers(dest="what", required=True)
+    s = sub.add_parser("summary", help="aggregate reports/results/**.json into summary.json")
+    s.add_argument("--results-dir", required=True, help="folder of the notebooks' result JSON files")
+    s.add_argument("--notebooks-dir", default=None, help="folder of executed notebooks (their status is recorded)")
+    s.add_argument("--mode", required=True, choices=("quick", "full"), help="QUICK or full run")
+    s.add_argument("--seed", type=int, default=None, help="the run's seed, recorded")
+    s.add_argument("--command", default=None, help="the command that produced the run, recorded")
+    s.add_argument("-o", "--output", required=True, help="summary.json to write")
+    i = sub.add_parser("index", help="HTML exports of executed notebooks and the index page")
+    i.add_argument("--reports-dir", required=True, help="folder holding notebooks/, results/, summary.json")
+    i.add_argument("--figures-dir", required=True, help="folder of the figures (PNG and SVG)")
+    i.add_argument("-o", "--output", required=True, help="index.html to write")
+    return p
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    args = _parser().parse_args(None if argv is None else list(argv))
+    try:
+        if args.what == "summary":
+            summary = build_summary(args.results_dir, args.mode, args.notebooks_dir, args.seed, args.command)
+            write_json(args.output, summary)
+            n_fail = sum(1 for v in summary["notebooks"].values() if v["status"] != "ok")
+            print(f"{args.output}: {len(summary['results'])} result files, {len(summary['pools'])} pools, "
+                  f"{len(summary['notebooks'])} notebooks ({n_fail} failed), diagnostics_pass={summary['diagnostics_pass']}")
+        else:
+            path = build_index(args.reports_dir, args.figures_dir, args.output)
+            print(f"{path}: written")
+    except BayesRouterError as exc:
+        print(f"bayes_router.report {args.what}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""summary.json aggregation and the HTML index, on hand-written result files and notebooks."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+
+from bayes_router import report
+from bayes_router.errors import InputError
+
+
+def _results_like(models, acc_big=0.6):
+    return {
+        "schema_version": 1, "models": models, "seed": 0, "cost_scale": 0.0,
+        "train_question_ids": list(range(50)), "test_question_ids": list(range(50, 70)),
+        "policies": {
+            f"always:{models[-1]}": {"accuracy": acc_big, "accuracy_ci95": [0.5, 0.7],
+                                     "cost_per_question": 0.002, "cost_ci95": [0.0019, 0.0021],
+                                     "calls_per_question": 1.0},
+            "bayes-adaptive": {"accuracy": 0.61, "accuracy_ci95": [0.52, 0.7], "cost_per_question": 0.001,
+                               "cost_ci95": [0.0009, 0.0011], "calls_per_question": 1.3, "second_call_rate": 0.3},
+        },
+        "frontiers": {"bayes-adaptive": [[0.0005, 0.5], [0.001, 0.61]]},
+        "aiq": {"bayes-adaptive": 0.58, f"always:{models[-1]}": 0.55},
+    }
+
+
+def _executed_notebook(path, fail: bool):
+    nb = nbformat.v4.new_notebook()
+    ok = nbformat.v4.new_code_cell("x = 1")
+    ok.metadata["papermill"] = {"status": "completed", "exception": False}
+    bad = nbformat.v4.new_code_cell("raise ValueError('boom')")
+    bad.metadata["papermill"] = {"status": "failed" if fail else "completed", "exception": fail}
+    if fail:
+        bad.outputs = [nbformat.v4.new_output("error", ename="ValueError", evalue="boom", traceback=[])]
+    nb.cells = [ok, bad]
+    nb.metadata["papermill"] = {"exception": fail, "duration": 1.5, "parameters": {"QUICK": True}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(path))
+
+
+@pytest.fixture
+def run_dirs(tmp_path):
+    res = tmp_path / "reports" / "results"
+    (res / "pools" / "trio").mkdir(parents=True)
+    (res / "pools" / "trio" / "03_routing_policies.json").write_text(json.dumps(_results_like(["s", "m", "b"])))
+    (res / "06_budget_allocation.json").write_text(json.dumps(
+        {"pool": "trio", "quick": True, **_results_like(["s", "m", "b"], acc_big=0.99)}))
+    (res / "02_reliability_model.json").write_text(json.dumps(
+        {"quick": True, "diagnostics": {"pre": {"pass": True}, "post": {"passed": False, "max_rhat": 1.05}}}))
+    (res / "01_data_overview.json").write_text(json.dumps({"quick": False, "n_models": 3, "oracle_accuracy": 0.8}))
+    nbs = tmp_path / "reports" / "notebooks"
+    _executed_notebook(nbs / "01_data_overview.ipynb", fail=False)
+    _executed_notebook(nbs / "failed" / "02_reliability_model.ipynb", fail=True)
+    return tmp_path
+
+
+def test_summary_pools_diagnostics_notebooks_and_mode(run_dirs):
+    s = report.build_summary(run_dirs / "reports" / "results", "quick", run_dirs / "reports" / "notebooks", seed=0)
+    assert s["schema_version"] == 1 and s["mode"] == "quick"
+    trio = s["pools"]["trio"]
+    assert trio["models"] == ["s", "m", "b"] and trio["big_model"] == "b"
+    ad = trio["policies"]["bayes-adaptive"]
+    assert set(report.POLICY_FIELDS) <= set(ad)
+    assert ad["aiq"] == 0.58 and ad["cost_ci95"] == [0.0009, 0.0011] and ad["second_call_rate"] == 0.3
+    # both files report always:b on the trio: the earlier notebook (03) speaks for it
+    assert trio["policies"]["always:b"]["accuracy"] == 0.6
+    assert trio["policies"]["always:b"]["source"] == "pools/trio/03_routing_policies"
+    assert trio["sources"] == ["pools/trio/03_routing_policies", "06_budget_allocation"]
+    # diagnostics: verdicts under any "diagnostics" key, one failure makes the whole verdict fail
+    d = s["diagnostics"]["02_reliability_model"]
+    assert {v["where"]: v["pass"] for v in d} == {"diagnostics.pre": True, "diagnostics.post": False}
+    assert s["diagnostics_pass"] is False
+    # notebooks: ok and failed (with the failing cell)
+    assert s["notebooks"]["01_data_overview"]["status"] == "ok"
+    failed = s["notebooks"]["02_reliability_model"]
+    assert failed["status"] == "failed" and failed["error"]["cell"] == 1 and failed["error"]["ename"] == "ValueError"
+    # a result written by a full run is flagged in a quick summary
+    assert s["mode_mismatch"] == ["01_data_overview"]
+    assert s["data_overview"]["oracle_accuracy"] == 0.8
+    # long id lists are dropped, the rest kept; all JSON-serializable
+    assert "train_question_ids" not in s["results"]["pools/trio/03_routing_policies"]
+    json.dumps(s, allow_nan=False)
+
+
+def test_summary_refuses_unknown_mode_and_bad_json(tmp_path):
+    with pytest.raises(InputError, match="--mode"):
+        report.build_summary(tmp_path, "fast")
+    (tmp_path / "x.json").write_text("{not json")
+    with pytest.raises(InputError, match="x.json"):
+        report.build_summary(tmp_path, "full")
+
+
+def test_summary_without_diagnostics_is_undecided(tmp_path):
+    s = report.build_summary(tmp_path / "missing", "full")
+    assert s["diagnostics_pass"] is None and s["pools"] == {} and s["results"] == {}
+
+
+def test_cli_writes_summary_and_index(run_dirs, capsys):
+    reports = run_dirs / "reports"
+    figs = run_dirs / "figures"
+    (figs / "trio").mkdir(parents=True)
+    (figs / "trio" / "frontier.png").write_bytes(b"\x89PNG fake")
+    (figs / "trio" / "frontier.svg").write_text("<svg/>")
+    assert report.main(["summary", "--results-dir", str(reports / "results"), "--notebooks-dir",
+                        str(reports / "notebooks"), "--mode", "quick", "-o", str(reports / "summary.json")]) == 0
+    assert json.loads((reports / "summary.json").read_text())["mode"] == "quick"
+    assert report.main(["index", "--reports-dir", str(reports), "--figures-dir", str(figs),
+                        "-o", str(reports / "index.html")]) == 0
+    page = (reports / "index.html").read_text()
+    assert "QUICK run" in page
+    assert "html/01_data_overview.html" in page and "html/02_reliability_model.failed.html" in page
+    assert "ValueError: boom" in page
+    assert "../figures/trio/frontier.png" in page and "../figures/trio/frontier.svg" in page
+    assert "bayes-adaptive" in page and "summary.json" in page
+    assert (reports / "html" / "01_data_overview.html").stat().st_size > 1000
+    # a bad mode is one error line and exit 2 (argparse), a bad file the same through InputError
+    (reports / "results" / "broken.json").write_text("[")
+    assert report.main(["summary", "--results-dir", str(reports / "results"), "--mode", "full",
+                        "-o", str(reports / "s2.json")]) == 2
+    assert "broken.json" in capsys.readouterr().err
+    assert not (reports / "s2.json").exists()
