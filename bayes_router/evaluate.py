@@ -76,8 +76,13 @@ def prepare(
     log: pd.DataFrame, models: Sequence[str], questions: pd.DataFrame | None = None,
     n_questions: int | None = None, test_frac: float = 0.3, cost_scale: float = 0.0, seed: int = 0,
     sampler_config: dict | None = None, prices: pd.DataFrame | None = None, progress: bool = False,
+    reliability: dict | None = None,
 ) -> EvaluationSetup:
-    """Sample questions answered by every model, split by question, build the train-only context."""
+    """Sample questions answered by every model, split by question, build the train-only context.
+
+    ``reliability``: optional {"pre"/"post": fitted ReliabilityModel} to use instead of
+    fitting on the train split (they must have been fitted on these train questions only).
+    """
     models = list(models)
     if len(models) < 1:
         raise InputError("--models: name at least one model")
@@ -101,6 +106,8 @@ def prepare(
         train_log=train_log, models=models, questions=questions, cost_scale=float(cost_scale), seed=seed,
         sampler_config={**DEFAULT_SAMPLER_CONFIG, **(sampler_config or {})}, prices=prices, progress=progress,
     )
+    for stage, model in (reliability or {}).items():
+        ctx.set_reliability(stage, model)
     return EvaluationSetup(models, train_ids, test_ids, ctx, test_rows)
 
 
@@ -150,6 +157,7 @@ def evaluate(
     policies: Sequence[str] | None = None, sampler_config: dict | None = None, progress: bool = True,
     n_boot: int = 1000, frontiers: bool = True, prices: pd.DataFrame | None = None,
     policy_params: dict[str, dict] | None = None, return_details: bool = False,
+    reliability: dict | None = None,
 ):
     """Evaluate routing policies on held-out questions; returns the RESULTS.json dict.
 
@@ -166,12 +174,13 @@ def evaluate(
     frontiers : sweep each policy's knob for its cost-accuracy frontier (else one point each).
     policy_params : name -> extra constructor parameters (e.g. {"mip": {"time_limit_s": 30}}).
     return_details : also return (setup, {name: fitted policy}, {name: PolicyOutcome}).
+    reliability : optional {"pre"/"post": ReliabilityModel already fitted on the same train split}.
     """
     from tqdm.auto import tqdm
 
     t_start = time.perf_counter()
     setup = prepare(log, models, questions, n_questions, test_frac, cost_scale, seed, sampler_config,
-                    prices, progress)
+                    prices, progress, reliability)
     models = setup.models
     names = list(policies) if policies else default_policy_names(models)
     if len(set(names)) != len(names):

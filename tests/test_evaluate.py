@@ -1,0 +1,160 @@
+"""The harness: RESULTS.json shape, every call charged for every policy, no leakage,
+determinism, the CLI, and one real-data smoke test."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from tiny_logs import CORRECT_12, MODELS, StubReliability, tiny_log, tiny_questions
+
+from bayes_router.cli import main
+from bayes_router.evaluate import evaluate
+from bayes_router.policies import REGISTRY, default_policy_names
+from bayes_router.policies.base import Policy, answer_with
+
+DESIGN_POLICY_KEYS = {"accuracy", "accuracy_ci95", "cost_per_question", "cost_ci95", "calls_per_question"}
+
+
+def _stubs():
+    # p(correct) = the truth softened (0.75 / 0.25), for pre and post stages alike
+    p = {(q, m): (0.75 if CORRECT_12[q, j] == 1 else 0.25) for q in range(12) for j, m in enumerate(MODELS)}
+    return {"pre": StubReliability(p), "post": StubReliability(p)}
+
+
+@pytest.fixture(scope="module")
+def tiny_run():
+    log = tiny_log(CORRECT_12)
+    results, details = evaluate(
+        log, MODELS, questions=tiny_questions(12), test_frac=0.5, cost_scale=100.0, seed=3, progress=False,
+        n_boot=200, reliability=_stubs(), return_details=True,
+    )
+    return log, results, details
+
+
+def test_results_have_the_design_shape(tiny_run):
+    _, r, (setup, _, _) = tiny_run
+    assert {"schema_version", "models", "seed", "cost_scale", "train_question_ids", "test_question_ids",
+            "policies", "frontiers", "aiq"} <= set(r)
+    assert r["schema_version"] == 1 and r["models"] == MODELS and r["seed"] == 3 and r["cost_scale"] == 100.0
+    assert set(r["policies"]) == set(default_policy_names(MODELS))
+    for name, entry in r["policies"].items():
+        assert DESIGN_POLICY_KEYS <= set(entry), name
+        assert ("second_call_rate" in entry) == REGISTRY[name.split(":")[0]].may_call_twice
+        lo, hi = entry["accuracy_ci95"]
+        assert lo <= entry["accuracy"] <= hi
+        assert len(r["frontiers"][name]) >= 1 and name in r["aiq"]
+    json.dumps(r, allow_nan=False)  # valid JSON as written
+
+
+def test_every_policy_every_call_charged_and_scored(tiny_run):
+    log, r, (setup, _, outcomes) = tiny_run
+    lookup = log.set_index(["question_id", "model"])
+    test = setup.test_question_ids
+    for name, out in outcomes.items():
+        made = out.calls_made
+        cost = made.apply(lambda row: lookup.loc[(row["question_id"], row["model"]), "cost_usd"], axis=1)
+        per_q = cost.groupby(made["question_id"]).sum().reindex(test, fill_value=0.0)
+        assert r["policies"][name]["cost_per_question"] == pytest.approx(per_q.mean()), name
+        assert r["policies"][name]["calls_per_question"] == pytest.approx(len(made) / len(test)), name
+        assert r["policies"][name]["accuracy"] == pytest.approx((out.answers == "A").fillna(False).mean()), name
+
+
+def test_oracle_and_always_numbers_exact(tiny_run):
+    log, r, (setup, _, _) = tiny_run
+    test = setup.test_question_ids
+    corr = CORRECT_12[test] == 1
+    cost = log.pivot(index="question_id", columns="model", values="cost_usd").loc[test, MODELS].to_numpy()
+    for j, m in enumerate(MODELS):
+        assert r["policies"][f"always:{m}"]["accuracy"] == pytest.approx(corr[:, j].mean())
+        assert r["policies"][f"always:{m}"]["cost_per_question"] == pytest.approx(cost[:, j].mean())
+    assert r["policies"]["oracle"]["accuracy"] == pytest.approx(corr.any(axis=1).mean())
+    want = [cost[i][[j for j in range(3) if corr[i, j]] or [0, 1, 2]].min() for i in range(len(test))]
+    assert r["policies"]["oracle"]["cost_per_question"] == pytest.approx(np.mean(want))
+
+
+def test_split_is_by_question_and_fits_see_no_test_question():
+    seen = {}
+
+    class Spy(Policy):
+        name = "spy-test"
+
+        def fit(self, ctx):
+            seen["train_ids"] = set(ctx.train_log["question_id"].tolist())
+            return super().fit(ctx)
+
+        def route(self, calls):
+            seen["routed_ids"] = set(calls.question_ids.tolist())
+            return answer_with(calls, pd.Series("s", index=calls.question_ids))
+
+    REGISTRY["spy-test"] = Spy
+    try:
+        log = tiny_log(CORRECT_12)
+        r = evaluate(log, MODELS, questions=tiny_questions(12), test_frac=0.4, seed=5, progress=False, n_boot=50,
+                     policies=["spy-test", "knn"], reliability=_stubs())
+    finally:
+        del REGISTRY["spy-test"]
+    train, test = set(r["train_question_ids"]), set(r["test_question_ids"])
+    assert not train & test and train | test == set(range(12))
+    assert seen["train_ids"] == train and seen["routed_ids"] == test
+
+
+def test_same_seed_same_numbers_other_seed_other_split():
+    log = tiny_log(CORRECT_12)
+    kw = dict(questions=tiny_questions(12), test_frac=0.5, progress=False, n_boot=100, reliability=_stubs(),
+              policies=["random", "mip", "knn", "always:b"])
+    a = evaluate(log, MODELS, seed=1, **kw)
+    b = evaluate(log, MODELS, seed=1, **kw)
+    for d in (a, b):
+        d.pop("meta")
+    assert a == b
+    c = evaluate(log, MODELS, seed=2, **kw)
+    assert c["test_question_ids"] != a["test_question_ids"]
+
+
+def test_cli_writes_results_and_refuses_bad_input(tmp_path, sim_log_path, capsys):
+    out = tmp_path / "r.json"
+    rc = main(["evaluate", str(sim_log_path), "--models", "small,mid,big", "--questions", "60", "--seed", "1",
+               "--policies", "always:small,always:big,random,oracle,knn", "--n-boot", "100", "--no-progress",
+               "-o", str(out)])
+    assert rc == 0
+    r = json.loads(out.read_text())
+    assert set(r["policies"]) == {"always:small", "always:big", "random", "oracle", "knn"}
+    assert len(r["test_question_ids"]) == 18 and len(r["train_question_ids"]) == 42
+    capsys.readouterr()
+    bad = tmp_path / "bad.json"
+    for args, msg in [
+        (["--models", "small,nope"], "models not in the log"),
+        (["--models", "small,big", "--policies", "always:small,bogus"], "unknown policy"),
+        (["--models", "small,big", "--test-frac", "1.5"], "--test-frac"),
+        (["--models", "small,big", "--cost-scale", "-1"], "--cost-scale"),
+    ]:
+        rc = main(["evaluate", str(sim_log_path), *args, "--no-progress", "-o", str(bad)])
+        err = capsys.readouterr().err
+        assert rc == 2 and msg in err and len(err.strip().splitlines()) == 1, err
+        assert not bad.exists()
+    rc = main(["evaluate", str(tmp_path / "missing.parquet"), "--models", "a", "-o", str(bad)])
+    assert rc == 2 and "no such call log" in capsys.readouterr().err
+
+
+@pytest.mark.realdata
+def test_real_trio_smoke(real_trio_log_path):
+    from conftest import TRIO
+
+    from bayes_router.io import load_call_log, load_questions
+
+    log = load_call_log(real_trio_log_path)
+    r = evaluate(log, TRIO, questions=load_questions(real_trio_log_path), n_questions=300, test_frac=0.3,
+                 cost_scale=300.0, seed=0, progress=False, n_boot=200, frontiers=False,
+                 sampler_config={"draws": 60, "tune": 60, "chains": 1})
+    assert set(r["policies"]) == set(default_policy_names(TRIO))
+    assert len(r["test_question_ids"]) == 90
+    acc = {k: v["accuracy"] for k, v in r["policies"].items()}
+    cost = {k: v["cost_per_question"] for k, v in r["policies"].items()}
+    big, small = f"always:{TRIO[-1]}", f"always:{TRIO[0]}"
+    assert acc["oracle"] >= max(acc[f"always:{m}"] for m in TRIO)
+    assert cost[big] > cost[small]
+    for name in ("mip", "ndch", "ndch-p"):  # default budget: half of always-big's expected cost
+        assert cost[name] < 0.75 * cost[big], name
