@@ -1,0 +1,131 @@
+"""Every notebook in notebooks/ runs top to bottom with papermill on QUICK parameters against a
+small REAL log (6 models x 1,200 MMLU-Pro questions imported from MMLU_PRO_RESULTS), writes its
+figures (PNG and SVG) and its headline JSON, and the run aggregates into a summary.json with the
+fields `make reproduce` promises. Skipped when MMLU_PRO_RESULTS is unset."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.notebooks, pytest.mark.realdata]
+
+NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+POOLED = "03_routing_policies"  # run once per pool by the Makefile; here on the trio
+TRIO = ["Meta-Llama-3_1-8B-Instruct", "Mixtral-8x7B-Instruct-v0.1", "Meta-Llama-3_1-70B-Instruct"]
+TIERS = ["Llama-2-7b-hf", "Llama-2-13b-hf", "Llama-2-70b-hf"]
+N_QUESTIONS = 1200
+CELL_TIMEOUT_S = 300
+
+
+@pytest.fixture(scope="module")
+def small_real_log(mmlu_pro_dir, tmp_path_factory) -> Path:
+    """The trio and the Llama-2 tiers imported from the real files, cut to 1,200 common questions."""
+    from bayes_router import import_mmlu_pro, write_call_log
+    from bayes_router.split import sample_questions
+
+    src = tmp_path_factory.mktemp("nb_src")
+    for m in TRIO + TIERS:
+        shutil.copy(mmlu_pro_dir / f"model_outputs_{m}_5shots.zip", src)
+    log, questions = import_mmlu_pro(src)
+    ids = sample_questions(log, TRIO + TIERS, N_QUESTIONS, seed=0)
+    log = log[log["question_id"].isin(ids)].reset_index(drop=True)
+    questions = questions[questions["question_id"].isin(ids)].reset_index(drop=True)
+    out = tmp_path_factory.mktemp("nb_log") / "small.parquet"
+    write_call_log(log, out, questions=questions)
+    return out
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    """Laid out like `make reproduce`: notebooks/, results/ (pools/<pool>/ for 03), figures/<notebook>/."""
+    return tmp_path_factory.mktemp("reproduce")
+
+
+def _execute(nb_path: Path, log: Path, run: Path) -> tuple[Path, Path, Path]:
+    import papermill as pm
+
+    name = nb_path.stem
+    declared = pm.inspect_notebook(str(nb_path))
+    results = run / "results" / ("pools/trio" if name == POOLED else "")
+    figures = run / "figures" / name
+    params = {"LOG": str(log), "FIGURES_DIR": str(figures), "RESULTS_DIR": str(results), "QUICK": True, "SEED": 0}
+    missing = [k for k in params if k not in declared]
+    assert not missing, f"{nb_path.name}: parameters cell lacks {missing} (notebook convention)"
+    if "POOL" in declared:
+        params["POOL"] = "trio"
+    executed = run / "notebooks" / f"{name}{'_trio' if name == POOLED else ''}.ipynb"
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    pm.execute_notebook(
+        str(nb_path), str(executed), parameters=params, cwd=str(NOTEBOOK_DIR), kernel_name="python3",
+        progress_bar=False, execution_timeout=CELL_TIMEOUT_S,
+    )
+    return executed, results, figures
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs_and_writes_figures_and_results(nb_path, small_real_log, run_dir):
+    from papermill.exceptions import PapermillExecutionError
+
+    try:
+        executed, results, figures = _execute(nb_path, small_real_log, run_dir)
+    except PapermillExecutionError as exc:
+        pytest.fail(f"{nb_path.name}: code cell {exc.cell_index} failed: {exc.ename}: {exc.evalue}")
+    from bayes_router.report import notebook_status
+
+    assert notebook_status(executed)["status"] == "ok"
+    pngs = sorted(figures.rglob("*.png"))
+    assert pngs, f"{nb_path.name} saved no figure in FIGURES_DIR"
+    for png in pngs:
+        assert png.with_suffix(".svg").exists(), f"{png.name} has no SVG twin (use figures.save_figure)"
+    if nb_path.stem == POOLED:
+        assert list(results.glob("*.json")), f"{nb_path.name} wrote no result JSON in RESULTS_DIR"
+    else:
+        out = results / f"{nb_path.stem}.json"
+        assert out.exists(), f"{nb_path.name} did not write {out.name} in RESULTS_DIR"
+        body = json.loads(out.read_text())
+        assert isinstance(body, dict) and body
+
+
+def test_summary_of_the_quick_run(small_real_log, run_dir):
+    """Runs after the notebooks (file order): the summary of what they wrote has every promised field."""
+    from bayes_router import report
+
+    if not (run_dir / "notebooks").is_dir():
+        pytest.skip("no notebook was executed")
+    s = report.build_summary(run_dir / "results", "quick", run_dir / "notebooks", seed=0)
+    for key in ("schema_version", "mode", "generated_utc", "notebooks", "pools", "diagnostics",
+                "diagnostics_pass", "data_overview", "mode_mismatch", "results"):
+        assert key in s, key
+    assert s["mode"] == "quick"
+    executed = {p.stem for p in (run_dir / "notebooks").glob("*.ipynb")}
+    assert set(s["notebooks"]) == executed
+    assert all(v["status"] == "ok" for v in s["notebooks"].values())
+    assert not s["mode_mismatch"], f"results claiming a full run in a QUICK run: {s['mode_mismatch']}"
+    names = {p.stem for p in NOTEBOOKS}
+    if "01_data_overview" in names:
+        ov = s["data_overview"]
+        assert ov["n_models"] == 6 and ov["n_questions"] == N_QUESTIONS
+        assert 0.0 < ov["oracle_accuracy"] <= 1.0
+        assert set(ov["models"]) == set(TRIO + TIERS)
+    if POOLED in names:
+        trio = s["pools"]["trio"]
+        assert trio["models"] == TRIO and trio["big_model"] == TRIO[-1]
+        assert f"always:{TRIO[-1]}" in trio["policies"]
+        for name, p in trio["policies"].items():
+            assert 0.0 <= p["accuracy"] <= 1.0, name
+            assert p["cost_per_question"] >= 0.0, name
+            lo, hi = p["accuracy_ci95"]
+            assert lo <= p["accuracy"] <= hi, name
+        assert any(p["aiq"] is not None for p in trio["policies"].values())
+    if "02_reliability_model" in names:
+        assert s["diagnostics"], "02_reliability_model wrote no diagnostics verdict ({'diagnostics': {'pass': bool}})"
+        assert isinstance(s["diagnostics_pass"], bool)
+    index = report.build_index(run_dir, run_dir / "figures", run_dir / "index.html", summary_path=None)
+    page = index.read_text()
+    for stem in executed:
+        assert f"html/{stem}.html" in page
