@@ -151,6 +151,37 @@ def sweep_knob(policy: Policy, setup: EvaluationSetup, values: Sequence | None =
     return [(v, run_policy(policy.with_knob(v), setup)) for v in values]
 
 
+def frontier_table(
+    policy: Policy, setup: EvaluationSetup, values: Sequence | None = None, n_boot: int = 1000,
+    seed: int | None = None,
+) -> pd.DataFrame:
+    """A fitted policy's knob sweep with 95% bootstrap intervals, one row per knob value.
+
+    Columns: policy, knob, value, accuracy, accuracy_lo, accuracy_hi, cost_per_question,
+    cost_lo, cost_hi (USD per question), calls_per_question, cost_fraction_of_big (realized
+    cost / realized cost of always-big on the same questions). Resamples are shared
+    across rows (seeded by ``seed``, default the context's seed).
+    """
+    seed = setup.ctx.seed if seed is None else seed
+    idx = bootstrap_indices(len(setup.test_question_ids), n_boot, seed)
+    big = run_policy(make_policy(f"always:{setup.models[-1]}").fit(setup.ctx), setup)
+    rows = []
+    if policy.knob is None:
+        sweep = [(None, run_policy(policy, setup))]
+    else:
+        sweep = sweep_knob(policy, setup, values)
+    for value, o in sweep:
+        s = summarize_policy(o.correct, o.cost_usd, o.n_calls, idx)
+        rows.append({
+            "policy": policy.name, "knob": policy.knob, "value": value,
+            "accuracy": s["accuracy"], "accuracy_lo": s["accuracy_ci95"][0], "accuracy_hi": s["accuracy_ci95"][1],
+            "cost_per_question": s["cost_per_question"], "cost_lo": s["cost_ci95"][0], "cost_hi": s["cost_ci95"][1],
+            "calls_per_question": s["calls_per_question"],
+            "cost_fraction_of_big": o.cost_per_question / big.cost_per_question,
+        })
+    return pd.DataFrame(rows)
+
+
 def evaluate(
     log: pd.DataFrame, models: Sequence[str], questions: pd.DataFrame | None = None,
     n_questions: int | None = None, test_frac: float = 0.3, cost_scale: float = 0.0, seed: int = 0,

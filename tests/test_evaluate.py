@@ -158,3 +158,18 @@ def test_real_trio_smoke(real_trio_log_path):
     assert cost[big] > cost[small]
     for name in ("mip", "ndch", "ndch-p"):  # default budget: half of always-big's expected cost
         assert cost[name] < 0.75 * cost[big], name
+
+
+def test_frontier_table_sweeps_budget_with_intervals():
+    from bayes_router.evaluate import frontier_table, prepare
+    from bayes_router.policies import make_policy
+
+    setup = prepare(tiny_log(CORRECT_12), MODELS, test_frac=0.5, seed=3, reliability=_stubs())
+    mip = make_policy("mip").fit(setup.ctx)
+    t = frontier_table(mip, setup, values=[0.3, 0.6, 1.0], n_boot=100)
+    assert t["value"].tolist() == [0.3, 0.6, 1.0]
+    assert (t["accuracy_lo"] <= t["accuracy"]).all() and (t["accuracy"] <= t["accuracy_hi"]).all()
+    assert (t["cost_lo"] <= t["cost_per_question"]).all() and (t["cost_per_question"] <= t["cost_hi"]).all()
+    assert t["accuracy"].is_monotonic_increasing  # stub p = softened truth: more budget, more right answers
+    oracle = frontier_table(make_policy("oracle").fit(setup.ctx), setup, n_boot=50)
+    assert len(oracle) == 1 and oracle["knob"].isna().all()
