@@ -96,6 +96,7 @@ POOL_all := gemini-1.5-flash-002,Phi-3-mini-4k-instruct,DeepSeek-Coder-V2,Meta-L
 FIT_ARGS_quick := --questions 400
 FIT_ARGS_full := --questions 4000
 POSTERIORS := $(POST_DIR)/trio_pre.nc $(POST_DIR)/trio_post.nc
+FIT_DIAGNOSTICS := $(RESULTS_DIR)/fit/trio_pre.json $(RESULTS_DIR)/fit/trio_post.json
 
 # Every notebooks/NN_*.ipynb present is executed; 03 once per pool.
 NB03 := 03_routing_policies
@@ -119,6 +120,10 @@ $(POST_DIR)/trio_%.nc: $(LOG) $(MODE_FILE) $(wildcard bayes_router/reliability.p
 	@mkdir -p $(@D)
 	set -o pipefail; $(BIN)/bayes-router fit $(LOG) --stage $* --models $(POOL_trio) $(FIT_ARGS_$(MODE)) --seed $(SEED) -o $@ \
 	  | tee $(@:.nc=.diagnostics.txt)
+
+# their convergence diagnostics (R-hat, ESS, divergences, E-BFMI: pass/fail) for the summary
+$(RESULTS_DIR)/fit/trio_%.json: $(POST_DIR)/trio_%.nc $(wildcard bayes_router/diagnostics.py) | $(STAMP)
+	$(BIN)/python -m bayes_router.report diagnose $< --mode $(MODE) -o $@
 
 # papermill into a temporary copy; on success it becomes the target, on failure it is kept
 # in $(EXEC_DIR)/failed/ (the report shows the failing cell) and the target stays out of date.
@@ -144,9 +149,9 @@ $(EXEC_DIR)/%.ipynb: notebooks/%.ipynb $(NB_DEPS) | $(STAMP)
 
 figures: $(NB_EXEC) ## execute the notebooks (they write the figures to figures/)
 
-reproduce-notebooks: $(LOG) $(POSTERIORS) $(NB_EXEC)
+reproduce-notebooks: $(LOG) $(POSTERIORS) $(FIT_DIAGNOSTICS) $(NB_EXEC)
 
-$(SUMMARY): $(wildcard $(NB_EXEC) $(EXEC_DIR)/failed/*.ipynb) $(wildcard $(RESULTS_DIR)/*.json $(RESULTS_DIR)/*/*/*.json) $(MODE_FILE) bayes_router/report.py | $(STAMP)
+$(SUMMARY): $(wildcard $(NB_EXEC) $(EXEC_DIR)/failed/*.ipynb) $(wildcard $(RESULTS_DIR)/*.json $(RESULTS_DIR)/*/*.json $(RESULTS_DIR)/*/*/*.json) $(MODE_FILE) bayes_router/report.py | $(STAMP)
 	$(BIN)/python -m bayes_router.report summary --results-dir $(RESULTS_DIR) --notebooks-dir $(EXEC_DIR) \
 	  --mode $(MODE) --seed $(SEED) --command "make reproduce$(if $(filter quick,$(MODE)), QUICK=1,) SEED=$(SEED)" -o $@
 

@@ -15,6 +15,8 @@ Command line (used by the Makefile)::
 
     python -m bayes_router.report summary --results-dir reports/results \\
         --notebooks-dir reports/notebooks --mode quick -o reports/summary.json
+    python -m bayes_router.report diagnose data/posteriors/trio_pre.nc --mode quick \\
+        -o reports/results/fit/trio_pre.json
     python -m bayes_router.report index --reports-dir reports --figures-dir figures \\
         -o reports/index.html
 
@@ -252,6 +254,28 @@ def build_summary(
     return summary
 
 
+def posterior_diagnostics(posterior: str | os.PathLike, mode: str | None = None) -> dict:
+    """Convergence diagnostics of a saved reliability posterior, as a result file for the summary.
+
+    Returns ``{"posterior": path, "stage", "models", "covariates_used", "quick",
+    "diagnostics": {...}}`` where ``diagnostics`` is
+    :meth:`bayes_router.diagnostics.ConvergenceReport.to_dict` (R-hat, bulk and
+    tail ESS, divergences, E-BFMI against stated thresholds, and ``passed``).
+    """
+    from .diagnostics import convergence_report
+    from .reliability import ReliabilityModel
+
+    rm = ReliabilityModel.load(posterior)
+    return {
+        "posterior": Path(posterior).as_posix(),
+        "stage": rm.stage,
+        "models": list(rm.models),
+        "covariates_used": list(rm.covariates_used),
+        "quick": None if mode is None else mode == "quick",
+        "diagnostics": convergence_report(rm.idata).to_dict(),
+    }
+
+
 # --------------------------------------------------------------------------- HTML
 
 
@@ -409,6 +433,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=None, help="the run's seed, recorded")
     s.add_argument("--command", default=None, help="the command that produced the run, recorded")
     s.add_argument("-o", "--output", required=True, help="summary.json to write")
+    d = sub.add_parser("diagnose", help="convergence diagnostics of a saved posterior, as JSON")
+    d.add_argument("posterior", help="POSTERIOR.nc written by `bayes-router fit`")
+    d.add_argument("--mode", choices=("quick", "full"), default=None, help="QUICK or full run, recorded")
+    d.add_argument("-o", "--output", required=True, help="JSON to write")
     i = sub.add_parser("index", help="HTML exports of executed notebooks and the index page")
     i.add_argument("--reports-dir", required=True, help="folder holding notebooks/, results/, summary.json")
     i.add_argument("--figures-dir", required=True, help="folder of the figures (PNG and SVG)")
@@ -425,6 +453,11 @@ def main(argv: Iterable[str] | None = None) -> int:
             n_fail = sum(1 for v in summary["notebooks"].values() if v["status"] != "ok")
             print(f"{args.output}: {len(summary['results'])} result files, {len(summary['pools'])} pools, "
                   f"{len(summary['notebooks'])} notebooks ({n_fail} failed), diagnostics_pass={summary['diagnostics_pass']}")
+        elif args.what == "diagnose":
+            result = posterior_diagnostics(args.posterior, args.mode)
+            write_json(args.output, result)
+            verdict = "pass" if result["diagnostics"]["passed"] else "FAIL: " + "; ".join(result["diagnostics"]["failures"])
+            print(f"{args.output}: {args.posterior} ({result['stage']}-call): {verdict}")
         else:
             path = build_index(args.reports_dir, args.figures_dir, args.output)
             print(f"{path}: written")

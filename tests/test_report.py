@@ -122,3 +122,41 @@ def test_cli_writes_summary_and_index(run_dirs, capsys):
                         "-o", str(reports / "s2.json")]) == 2
     assert "broken.json" in capsys.readouterr().err
     assert not (reports / "s2.json").exists()
+
+
+def _saved_posterior(path, shift: float):
+    """A hand-made posterior (2 chains x 1000 iid normal draws, the second shifted by ``shift``)."""
+    import arviz as az
+    import numpy as np
+
+    from bayes_router.reliability import ReliabilityModel
+
+    rng = np.random.default_rng(0)
+    draws = rng.normal(size=(2, 1000))
+    draws[1] += shift
+    rm = ReliabilityModel(stage="pre")
+    rm.idata = az.from_dict(posterior={"mu_alpha": draws},
+                            sample_stats={"diverging": np.zeros((2, 1000), dtype=bool)})
+    rm.models, rm.subjects = ["a", "b"], ["math"]
+    return rm.save(path)
+
+
+def test_diagnose_a_saved_posterior(tmp_path):
+    """Well-mixed chains pass; chains stuck in different places fail on R-hat, with reasons."""
+    _saved_posterior(tmp_path / "good.nc", shift=0.0)
+    _saved_posterior(tmp_path / "bad.nc", shift=3.0)
+    for name in ("good", "bad"):
+        assert report.main(["diagnose", str(tmp_path / f"{name}.nc"), "--mode", "quick",
+                            "-o", str(tmp_path / "res" / f"{name}.json")]) == 0
+    good = json.loads((tmp_path / "res" / "good.json").read_text())
+    bad = json.loads((tmp_path / "res" / "bad.json").read_text())
+    assert good["stage"] == "pre" and good["quick"] is True and good["models"] == ["a", "b"]
+    assert good["diagnostics"]["passed"] is True and good["diagnostics"]["r_hat_max"] <= 1.01
+    assert bad["diagnostics"]["passed"] is False and bad["diagnostics"]["r_hat_max"] > 1.5
+    assert any("R-hat" in f for f in bad["diagnostics"]["failures"])
+    s = report.build_summary(tmp_path / "res", "quick")
+    assert s["diagnostics"] == {"bad": [{"where": "diagnostics", "pass": False}],
+                                "good": [{"where": "diagnostics", "pass": True}]}
+    assert s["diagnostics_pass"] is False
+    assert report.main(["diagnose", str(tmp_path / "missing.nc"), "-o", str(tmp_path / "e.json")]) == 2
+    assert not (tmp_path / "e.json").exists()
