@@ -1,0 +1,89 @@
+"""cascade: exact accuracy and cost on a hand-made log (every tier invoked is charged),
+the knob's extremes, and one real-data smoke test."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _policy_stubs import PRICES, PROMPT, StubReliability, make_log, real_trio_context
+
+from bayes_router.errors import InputError
+from bayes_router.policies import RoutingContext, TestCalls, make_policy
+from bayes_router.policies.cascade import cascade_stops
+
+MODELS = ["small", "mid", "big"]
+# question -> per tier (pred, completion tokens); the right answer is always "A".
+# Short answers (< 100 tokens) get post-call confidence 0.9, long ones 0.2, unparsed 0.
+SPEC = {
+    201: [("A", 50), ("A", 50), ("A", 50)],      # small confident and right: 1 call
+    202: [("B", 50), ("A", 50), ("A", 50)],      # small confident and wrong: 1 call
+    203: [(None, 50), ("A", 50), ("A", 50)],     # small unparsed -> mid confident: 2 calls
+    204: [("B", 300), ("C", 300), ("A", 300)],   # nobody confident -> big's answer: 3 calls
+    205: [("A", 300), ("B", 300), ("D", 50)],    # small right but unsure -> ... big wrong: 3 calls
+}
+
+
+def _context():
+    train = make_log([(q, m, "A", "A", 60) for q in range(1, 11) for m in MODELS])
+    test = make_log([(q, m, "A", pred, toks) for q, tiers in SPEC.items()
+                     for m, (pred, toks) in zip(MODELS, tiers, strict=True)])
+    ctx = RoutingContext(train_log=train, models=MODELS, seed=0)
+    post = StubReliability("post", {}, post_short=dict.fromkeys(MODELS, 0.9), post_long=dict.fromkeys(MODELS, 0.2))
+    ctx.set_reliability("post", post)
+    return ctx, test
+
+
+def _cost(q, n_tiers):
+    return sum((PROMPT + SPEC[q][i][1]) * PRICES[MODELS[i]] for i in range(n_tiers)) / 1e6
+
+
+def test_cascade_stops_rule():
+    assert cascade_stops([0.2, 0.5, 0.9], 0.5).tolist() == [False, True, True]
+
+
+def test_cascade_on_hand_made_log_exact_accuracy_and_cost():
+    ctx, test = _context()
+    pol = make_policy("cascade", threshold=0.5).fit(ctx)
+    calls = TestCalls(test, MODELS)
+    answers = pol.route(calls)
+    assert answers.to_dict() == {201: "A", 202: "B", 203: "A", 204: "A", 205: "D"}
+    assert float((answers == calls.answers()).mean()) == pytest.approx(3 / 5)
+    made = calls.calls_made
+    assert made.groupby("question_id").size().to_dict() == {201: 1, 202: 1, 203: 2, 204: 3, 205: 3}
+    expected = _cost(201, 1) + _cost(202, 1) + _cost(203, 2) + _cost(204, 3) + _cost(205, 3)
+    assert made["cost_usd"].sum() == pytest.approx(expected)
+    # tiers are called in order, cheapest first
+    assert made.sort_values(["question_id", "step"]).groupby("question_id")["model"].first().eq("small").all()
+
+
+def test_cascade_knob_extremes():
+    ctx, test = _context()
+    pol = make_policy("cascade").fit(ctx)
+    calls = TestCalls(test, MODELS)
+    pol.with_knob(0.0).route(calls)  # every answer clears 0: always the cheapest tier
+    assert (calls.calls_made["model"] == "small").all() and len(calls.calls_made) == 5
+    calls = TestCalls(test, MODELS)
+    answers = pol.with_knob(1.01).route(calls)  # nothing clears: every tier on every question
+    assert len(calls.calls_made) == 15
+    assert answers.to_dict() == {q: tiers[-1][0] for q, tiers in SPEC.items()}
+    assert pol.knob == "threshold" and np.all(np.diff(pol.knob_values()) > 0)
+
+
+def test_cascade_rejects_unknown_tier():
+    ctx, _ = _context()
+    with pytest.raises(InputError, match="tiers"):
+        make_policy("cascade", tiers=["small", "huge"]).fit(ctx)
+
+
+@pytest.mark.realdata
+def test_cascade_real_trio_smoke(real_trio_log):
+    from conftest import TRIO
+
+    ctx, test = real_trio_context(real_trio_log, TRIO)
+    pol = make_policy("cascade", threshold=0.6).fit(ctx)
+    calls = TestCalls(test, TRIO)
+    answers = pol.route(calls)
+    acc = float((answers.reindex(calls.question_ids) == calls.answers()).mean())
+    assert 0.3 < acc < 0.9
+    n = calls.calls_made.groupby("question_id").size()
+    assert n.min() >= 1 and n.max() <= 3 and len(n) == len(calls.question_ids)
