@@ -153,7 +153,7 @@ reproduce-notebooks: $(LOG) $(POSTERIORS) $(FIT_DIAGNOSTICS) $(NB_EXEC)
 
 $(SUMMARY): $(wildcard $(NB_EXEC) $(EXEC_DIR)/failed/*.ipynb) $(wildcard $(RESULTS_DIR)/*.json $(RESULTS_DIR)/*/*.json $(RESULTS_DIR)/*/*/*.json) $(MODE_FILE) bayes_router/report.py | $(STAMP)
 	$(BIN)/python -m bayes_router.report summary --results-dir $(RESULTS_DIR) --notebooks-dir $(EXEC_DIR) \
-	  --mode $(MODE) --seed $(SEED) --command "make reproduce$(if $(filter quick,$(MODE)), QUICK=1,) SEED=$(SEED)" -o $@
+	  --mode $(MODE) --seed $(SEED) $(foreach p,$(POOLS),--pool $(p)=$(POOL_$(p))) --command "make reproduce$(if $(filter quick,$(MODE)), QUICK=1,) SEED=$(SEED)" -o $@
 
 $(INDEX): $(SUMMARY) $(wildcard $(NB_EXEC) $(EXEC_DIR)/failed/*.ipynb) bayes_router/report.py | $(STAMP)
 	$(BIN)/python -m bayes_router.report index --reports-dir $(REPORTS) --figures-dir $(FIG_DIR) -o $@

@@ -110,21 +110,33 @@ def notebook_status(path: str | os.PathLike) -> dict:
 # --------------------------------------------------------------------------- aggregation
 
 
-def _pool_results(key: str, value: dict) -> list[tuple[str, dict]]:
-    """(pool name, RESULTS-like dict) pairs found in one result file."""
+def _pool_name(key: str, value: dict, pools: dict[str, list[str]]) -> str:
+    """A result's pool: its ``pool`` key, else its folder under ``pools/``, else the pool
+    whose model list it matches, else its file name."""
+    parts = key.split("/")
+    if value.get("pool"):
+        return str(value["pool"])
+    if len(parts) >= 3 and parts[0] == "pools":
+        return parts[1]
+    models = value.get("models")
+    for name, pool_models in pools.items():
+        if models and list(models) == list(pool_models):
+            return name
+    return parts[-1]
+
+
+def _pool_results(key: str, value: dict, pools: dict[str, list[str]]) -> list[tuple[str, dict]]:
+    """(pool name, RESULTS-like dict) pairs found in one result file.
+
+    A file with a ``policies`` mapping is RESULTS-like; one with only ``aiq`` and
+    ``models`` (e.g. a budget sweep) contributes its AIQ values alone.
+    """
     found = []
-    if isinstance(value.get("policies"), dict):
-        parts = key.split("/")
-        if value.get("pool"):
-            name = str(value["pool"])
-        elif len(parts) >= 3 and parts[0] == "pools":
-            name = parts[1]
-        else:
-            name = parts[-1]
-        found.append((name, value))
-    pools = value.get("pools")
-    if isinstance(pools, dict):
-        for name, sub in pools.items():
+    if isinstance(value.get("policies"), dict) or (isinstance(value.get("aiq"), dict) and value.get("models")):
+        found.append((_pool_name(key, value, pools), value))
+    sub_pools = value.get("pools")
+    if isinstance(sub_pools, dict):
+        for name, sub in sub_pools.items():
             if isinstance(sub, dict) and isinstance(sub.get("policies"), dict):
                 found.append((str(name), sub))
     return found
@@ -186,6 +198,7 @@ def build_summary(
     notebooks_dir: str | os.PathLike | None = None,
     seed: int | None = None,
     command: str | None = None,
+    pools: dict[str, list[str]] | None = None,
 ) -> dict:
     """Aggregate the notebooks' result files into the summary of a run.
 
@@ -194,7 +207,9 @@ def build_summary(
     ``notebooks`` (executed notebook name -> status, duration in seconds,
     failing cell); ``pools`` (pool -> ``models``, ``big_model``,
     ``policies``: name -> accuracy, accuracy_ci95, cost_per_question (USD),
-    cost_ci95, aiq, source file); ``diagnostics`` (source file -> list of
+    cost_ci95, aiq, source file; ``aiq_by_source``: file -> policy -> AIQ, since
+    AIQ is normalized by the cost range of the policies compared in one file and
+    so is comparable only within a file); ``diagnostics`` (source file -> list of
     verdicts) and ``diagnostics_pass`` (all verdicts pass; None if there are
     none); ``data_overview`` (notebook 01's headline); ``mode_mismatch``
     (result files whose own ``quick`` flag disagrees with ``mode``); and
@@ -202,6 +217,7 @@ def build_summary(
     """
     if mode not in ("quick", "full"):
         raise InputError(f"--mode must be 'quick' or 'full', got {mode!r}")
+    pools = dict(pools or {})
     results = read_results(results_dir)
     summary: dict = {
         "schema_version": SUMMARY_SCHEMA_VERSION,
@@ -232,15 +248,18 @@ def build_summary(
         flag = _quick_flag(value)
         if flag is not None and flag != (mode == "quick"):
             summary["mode_mismatch"].append(key)
-        for pool, res in _pool_results(key, value):
-            entry = summary["pools"].setdefault(pool, {"models": None, "big_model": None, "policies": {}, "sources": []})
+        for pool, res in _pool_results(key, value, pools):
+            entry = summary["pools"].setdefault(
+                pool, {"models": None, "big_model": None, "policies": {}, "aiq_by_source": {}, "sources": []})
             models = res.get("models")
             if models and entry["models"] is None:
                 entry["models"] = list(models)
                 entry["big_model"] = models[-1]
             entry["sources"].append(key)
             aiq = res.get("aiq") or {}
-            for name, stats in res["policies"].items():
+            if aiq:
+                entry["aiq_by_source"][key] = dict(aiq)
+            for name, stats in (res.get("policies") or {}).items():
                 if name not in entry["policies"] and isinstance(stats, dict):  # first notebook wins
                     entry["policies"][name] = _policy_entry(name, stats, aiq, key)
         verdicts = find_diagnostics(value)
@@ -312,10 +331,17 @@ def _pool_table(pool: str, entry: dict) -> str:
             ) + "</tr>"
         )
     models = ", ".join(html.escape(m) for m in (entry.get("models") or []))
+    aiq_parts = []
+    for src, values in (entry.get("aiq_by_source") or {}).items():
+        cells = "".join(f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td></tr>"
+                        for k, v in sorted(values.items(), key=lambda kv: -(kv[1] or 0)))
+        aiq_parts.append(f"<details><summary>AIQ from <code>{html.escape(src)}</code> "
+                         "(comparable within this file only)</summary><table><tr><th>policy</th><th>AIQ</th></tr>"
+                         f"{cells}</table></details>")
     return (
         f"<h3>Pool <code>{html.escape(pool)}</code></h3><p>Models (cheapest to big): {models}</p>"
         "<table><tr><th>policy</th><th>accuracy</th><th>95% CI</th><th>cost per question (USD)</th>"
-        "<th>95% CI (USD)</th><th>AIQ</th></tr>" + "".join(rows) + "</table>"
+        "<th>95% CI (USD)</th><th>AIQ</th></tr>" + "".join(rows) + "</table>" + "".join(aiq_parts)
     )
 
 
@@ -432,6 +458,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--mode", required=True, choices=("quick", "full"), help="QUICK or full run")
     s.add_argument("--seed", type=int, default=None, help="the run's seed, recorded")
     s.add_argument("--command", default=None, help="the command that produced the run, recorded")
+    s.add_argument("--pool", action="append", default=[], metavar="NAME=A,B,C",
+                   help="name the pool of result files whose model list is A,B,C (repeatable)")
     s.add_argument("-o", "--output", required=True, help="summary.json to write")
     d = sub.add_parser("diagnose", help="convergence diagnostics of a saved posterior, as JSON")
     d.add_argument("posterior", help="POSTERIOR.nc written by `bayes-router fit`")
@@ -448,7 +476,13 @@ def main(argv: Iterable[str] | None = None) -> int:
     args = _parser().parse_args(None if argv is None else list(argv))
     try:
         if args.what == "summary":
-            summary = build_summary(args.results_dir, args.mode, args.notebooks_dir, args.seed, args.command)
+            pools = {}
+            for spec in args.pool:
+                name, sep, models = spec.partition("=")
+                if not sep or not name or not models:
+                    raise InputError(f"--pool {spec!r}: expected NAME=A,B,C")
+                pools[name] = models.split(",")
+            summary = build_summary(args.results_dir, args.mode, args.notebooks_dir, args.seed, args.command, pools)
             write_json(args.output, summary)
             n_fail = sum(1 for v in summary["notebooks"].values() if v["status"] != "ok")
             print(f"{args.output}: {len(summary['results'])} result files, {len(summary['pools'])} pools, "

@@ -50,6 +50,8 @@ def run_dirs(tmp_path):
         {"pool": "trio", "quick": True, **_results_like(["s", "m", "b"], acc_big=0.99)}))
     (res / "02_reliability_model.json").write_text(json.dumps(
         {"quick": True, "diagnostics": {"pre": {"pass": True}, "post": {"passed": False, "max_rhat": 1.05}}}))
+    (res / "07_budget_sweep.json").write_text(json.dumps(
+        {"models": ["s", "m", "b"], "quick": True, "aiq": {"mip": 0.5, "ndch": 0.45}, "budget_sweep": []}))
     (res / "01_data_overview.json").write_text(json.dumps({"quick": False, "n_models": 3, "oracle_accuracy": 0.8}))
     nbs = tmp_path / "reports" / "notebooks"
     _executed_notebook(nbs / "01_data_overview.ipynb", fail=False)
@@ -58,7 +60,8 @@ def run_dirs(tmp_path):
 
 
 def test_summary_pools_diagnostics_notebooks_and_mode(run_dirs):
-    s = report.build_summary(run_dirs / "reports" / "results", "quick", run_dirs / "reports" / "notebooks", seed=0)
+    s = report.build_summary(run_dirs / "reports" / "results", "quick", run_dirs / "reports" / "notebooks", seed=0,
+                             pools={"trio": ["s", "m", "b"], "other": ["x", "y"]})
     assert s["schema_version"] == 1 and s["mode"] == "quick"
     trio = s["pools"]["trio"]
     assert trio["models"] == ["s", "m", "b"] and trio["big_model"] == "b"
@@ -68,7 +71,12 @@ def test_summary_pools_diagnostics_notebooks_and_mode(run_dirs):
     # both files report always:b on the trio: the earlier notebook (03) speaks for it
     assert trio["policies"]["always:b"]["accuracy"] == 0.6
     assert trio["policies"]["always:b"]["source"] == "pools/trio/03_routing_policies"
-    assert trio["sources"] == ["pools/trio/03_routing_policies", "06_budget_allocation"]
+    assert trio["sources"] == ["pools/trio/03_routing_policies", "06_budget_allocation", "07_budget_sweep"]
+    # a file with AIQ but no policy table is named by its model list; its AIQ stays with its file
+    # (AIQ is normalized by the cost range of the policies compared in one file)
+    assert trio["aiq_by_source"]["07_budget_sweep"] == {"mip": 0.5, "ndch": 0.45}
+    assert "mip" not in trio["policies"]
+    assert set(s["pools"]) == {"trio"}
     # diagnostics: verdicts under any "diagnostics" key, one failure makes the whole verdict fail
     d = s["diagnostics"]["02_reliability_model"]
     assert {v["where"]: v["pass"] for v in d} == {"diagnostics.pre": True, "diagnostics.post": False}
@@ -105,7 +113,11 @@ def test_cli_writes_summary_and_index(run_dirs, capsys):
     (figs / "trio" / "frontier.png").write_bytes(b"\x89PNG fake")
     (figs / "trio" / "frontier.svg").write_text("<svg/>")
     assert report.main(["summary", "--results-dir", str(reports / "results"), "--notebooks-dir",
-                        str(reports / "notebooks"), "--mode", "quick", "-o", str(reports / "summary.json")]) == 0
+                        str(reports / "notebooks"), "--mode", "quick", "--pool", "trio=s,m,b",
+                        "-o", str(reports / "summary.json")]) == 0
+    assert report.main(["summary", "--results-dir", str(reports / "results"), "--mode", "quick",
+                        "--pool", "trio", "-o", str(reports / "bad.json")]) == 2
+    assert "NAME=A,B,C" in capsys.readouterr().err
     assert json.loads((reports / "summary.json").read_text())["mode"] == "quick"
     assert report.main(["index", "--reports-dir", str(reports), "--figures-dir", str(figs),
                         "-o", str(reports / "index.html")]) == 0
