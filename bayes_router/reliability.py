@@ -79,6 +79,7 @@ DEFAULT_SAMPLER_CONFIG: dict = {
     "cores": None,
     "max_log_likelihood_cells": 60_000_000,  # draws x rows above which log_likelihood is not stored
     "advi_iterations": 30_000,
+    "length_bin": None,  # pre stage: None = exact sufficient statistics; a width (standardized units) = binned
 }
 
 SAMPLERS = ("nutpie", "pymc", "numpyro", "advi")
@@ -241,13 +242,16 @@ class ReliabilityModel:
         m_idx = pd.Categorical(rows["model"].astype(str), categories=self.models).codes.astype(np.int64)
         s_idx = pd.Categorical(rows["subject"].astype(str), categories=self.subjects).codes.astype(np.int64)
         y = rows["correct"].to_numpy(dtype=np.int64)
+        trials = np.ones_like(y)
+        if self.stage == "pre":
+            m_idx, s_idx, X, trials, y = self._sufficient_statistics(m_idx, s_idx, X, y)
         c = self.model_config
         coords = {"model": self.models, "subject": self.subjects, "covariate": self.slope_covariates,
-                  "call": np.arange(len(rows))}
+                  "cell": np.arange(len(y))}
         with pm.Model(coords=coords) as model:
-            model_idx = pm.Data("model_idx", m_idx, dims="call")
-            subject_idx = pm.Data("subject_idx", s_idx, dims="call")
-            x = pm.Data("x", X, dims=("call", "covariate"))
+            model_idx = pm.Data("model_idx", m_idx, dims="cell")
+            subject_idx = pm.Data("subject_idx", s_idx, dims="cell")
+            x = pm.Data("x", X, dims=("cell", "covariate"))
             mu_alpha = pm.Normal("mu_alpha", c["mu_alpha"]["mu"], c["mu_alpha"]["sigma"])
             sigma_alpha = pm.HalfNormal("sigma_alpha", c["sigma_alpha"]["sigma"])
             z_alpha = pm.Normal("z_alpha", 0.0, 1.0, dims="model")
@@ -264,9 +268,29 @@ class ReliabilityModel:
             slope = pm.Deterministic("slope", mu_slope + sigma_slope * z_slope, dims=("model", "covariate"))
             eta = (alpha[model_idx] + beta[subject_idx] + gamma[model_idx, subject_idx]
                    + (slope[model_idx] * x).sum(axis=-1))
-            pm.Bernoulli("correct", logit_p=eta, observed=y, dims="call")
-        self._n_fit_rows = len(rows)
+            if self.stage == "pre":  # binomial counts per cell: the same likelihood, fewer terms
+                pm.Binomial("correct", n=trials, logit_p=eta, observed=y, dims="cell")
+            else:
+                pm.Bernoulli("correct", logit_p=eta, observed=y, dims="cell")
+        self.metadata["n_likelihood_cells"] = int(len(y))
         return model
+
+    def _sufficient_statistics(self, m_idx, s_idx, X, y):
+        """Collapse calls with identical (model, subject, covariates) into binomial counts.
+
+        Exact: the Bernoulli likelihood of the calls in a cell equals the binomial
+        likelihood of their count (up to a constant). With ``sampler_config["length_bin"]``
+        set (a width on the standardized scale, e.g. 0.025), covariates are first
+        rounded to that grid -- an approximation, recorded in the metadata.
+        """
+        width = self.sampler_config.get("length_bin")
+        Xk = np.round(X / width) * width if width else X
+        key = pd.DataFrame({"m": m_idx, "s": s_idx, **{f"x{j}": Xk[:, j] for j in range(Xk.shape[1])}})
+        g = key.assign(y=y, n=1).groupby(list(key.columns), sort=True, as_index=False).sum()
+        self.metadata["length_bin"] = width
+        Xc = g[[f"x{j}" for j in range(Xk.shape[1])]].to_numpy(dtype=float).reshape(len(g), Xk.shape[1])
+        return (g["m"].to_numpy(np.int64), g["s"].to_numpy(np.int64), Xc,
+                g["n"].to_numpy(np.int64), g["y"].to_numpy(np.int64))
 
     # ------------------------------------------------------------------- fit
     def fit(self, train_log: pd.DataFrame, *, sampler: str = "nutpie", draws: int = 1000, tune: int = 1000,
@@ -429,6 +453,10 @@ class ReliabilityModel:
                 "standardization": self.standardization,
                 "metadata": self.metadata,
             }),
+            # top level too, so an evaluation can read the split without parsing the configuration
+            "stage": self.stage,
+            "train_question_ids": json.dumps(self.metadata.get("train_question_ids", [])),
+            "test_question_ids": json.dumps(self.metadata.get("test_question_ids", [])),
         })
 
     def save(self, path: str | os.PathLike) -> Path:
