@@ -588,6 +588,22 @@ def outcomes_from_log(log: pd.DataFrame, small: str, big: str, question_ids=None
     return out.sort_values("question_id").reset_index(drop=True)
 
 
+def tier_costs_from_log(train_log: pd.DataFrame, small: str, medium: str, big: str) -> TierCosts:
+    """Per-call costs (mean ``cost_usd`` of each model's calls, USD) and the cascade's
+    P(medium fails | small failed), all from the TRAIN log (questions all three answered)."""
+    for m in (small, medium, big):
+        if m not in set(train_log["model"].unique()):
+            raise InputError(f"model '{m}' is not in the log")
+    wide = train_log[train_log["model"].isin([small, medium, big])].pivot_table(
+        index="question_id", columns="model", values="correct", aggfunc="first").dropna()
+    small_failed = ~wide[small].astype(bool)
+    if not small_failed.any():
+        raise InputError(f"the small model '{small}' never fails on the train questions")
+    mean_cost = train_log.groupby("model", observed=True)["cost_usd"].mean()
+    return TierCosts(float(mean_cost[small]), float(mean_cost[medium]), float(mean_cost[big]),
+                     float((~wide.loc[small_failed, medium].astype(bool)).mean()))
+
+
 def _beta_from_mean(mean: float, strength: float) -> tuple[float, float]:
     m = float(np.clip(mean, 1e-3, 1 - 1e-3))
     return m * strength, (1 - m) * strength

@@ -25,6 +25,7 @@ from bayes_router.trust import (
     reference_example,
     routers_from_train,
     sequential_cost,
+    tier_costs_from_log,
     trust_by_subject,
     trust_posterior,
     trust_trajectory,
@@ -210,6 +211,10 @@ def test_outcomes_from_simulated_log(sim_log_path):
     wide = log.pivot(index="question_id", columns="model", values="correct")
     expect = (~wide["small"].astype(bool) & wide["big"].astype(bool)).astype(int)
     np.testing.assert_array_equal(out.set_index("question_id")["y"].to_numpy(), expect.loc[out["question_id"]])
+    costs = tier_costs_from_log(log, "small", "mid", "big")
+    small_failed = ~wide["small"].astype(bool)
+    assert costs.medium_fails_given_small_fails == pytest.approx((~wide.loc[small_failed, "mid"].astype(bool)).mean())
+    assert costs.big == pytest.approx(log.loc[log["model"] == "big", "cost_usd"].mean())
     beliefs = routers_from_train(log, "small", "big")
     assert set(beliefs) == set(log["subject"].unique())
     for routers in beliefs.values():
