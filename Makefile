@@ -93,8 +93,8 @@ POOL_tiers := Llama-2-7b-hf,Llama-2-13b-hf,Llama-2-70b-hf
 POOL_all := gemini-1.5-flash-002,Phi-3-mini-4k-instruct,DeepSeek-Coder-V2,Meta-Llama-3_1-8B,Meta-Llama-3_1-8B-Instruct,Mistral-7B-v0.1,Mistral-7B-v0.2-hf,Llama-2-7b-hf,Yi-6B,gemma-7b,Mistral-7B-Instruct-v0.1,Mistral-7B-Instruct-v0.2,Qwen1.5-7B-Chat,mathstral-7B,Meta-Llama-3-8B,Llama-2-13b-hf,Mixtral-8x7B-v0.1,Mixtral-8x7B-Instruct-v0.1,Yi-34B,Llama-2-70b-hf,Meta-Llama-3_1-70B,Qwen1.5-72B-Chat,Meta-Llama-3-70B,Meta-Llama-3_1-70B-Instruct
 
 # fit: the trio's pre- and post-call posteriors (notebook 02 loads them instead of refitting).
-FIT_ARGS_quick := --questions 400
-FIT_ARGS_full := --questions 4000
+FIT_ARGS_quick := --questions 400 --draws 300 --tune 300 --chains 2
+FIT_ARGS_full := --questions 4000 --draws 1000 --tune 1000 --chains 2
 POSTERIORS := $(POST_DIR)/trio_pre.nc $(POST_DIR)/trio_post.nc
 FIT_DIAGNOSTICS := $(RESULTS_DIR)/fit/trio_pre.json $(RESULTS_DIR)/fit/trio_post.json
 
