@@ -105,7 +105,8 @@ NB_EXEC := $(foreach n,$(NB_NAMES),$(if $(filter $(NB03),$(n)),$(foreach p,$(POO
 NB_DEPS := $(LOG) $(PKG_SRC) $(PRICES) $(MODE_FILE)
 
 # Extra papermill parameters per notebook (the common ones: LOG FIGURES_DIR RESULTS_DIR QUICK SEED).
-NB_PARAMS_02_reliability_model := -p PRE_POSTERIOR $(abspath $(POST_DIR)/trio_pre.nc) -p POST_POSTERIOR $(abspath $(POST_DIR)/trio_post.nc)
+# 02 loads the fit step's posteriors when it declares PRE_POSTERIOR/POST_POSTERIOR (else it fits its own).
+NB_PARAMS_02_reliability_model := $(if $(shell grep -s -l 'POST_POSTERIOR = ' notebooks/02_reliability_model.ipynb),-p PRE_POSTERIOR $(abspath $(POST_DIR)/trio_pre.nc) -p POST_POSTERIOR $(abspath $(POST_DIR)/trio_post.nc),)
 
 .PHONY: reproduce-notebooks reproduce-report figures fit
 .FORCE:
@@ -119,7 +120,7 @@ fit: $(POSTERIORS) ## fit the trio's pre- and post-call reliability posteriors i
 # executed notebooks, so the report is built from what exists and never reruns a notebook
 # whose sources changed meanwhile.
 ifndef REPORT_ONLY
-$(EXEC_DIR)/02_reliability_model.ipynb: $(POSTERIORS)
+$(EXEC_DIR)/02_reliability_model.ipynb: $(if $(NB_PARAMS_02_reliability_model),$(POSTERIORS),)
 
 $(POST_DIR)/trio_%.nc: $(LOG) $(MODE_FILE) $(wildcard bayes_router/reliability.py bayes_router/diagnostics.py bayes_router/commands/fit.py) bayes_router/split.py | $(STAMP)
 	@mkdir -p $(@D)
