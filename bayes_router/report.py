@@ -295,6 +295,31 @@ def posterior_diagnostics(posterior: str | os.PathLike, mode: str | None = None)
     }
 
 
+def policy_table_markdown(summary: dict, pool: str) -> str:
+    """A Markdown table of one pool's policies from a summary: accuracy and cost per question
+    (USD, shown per 1,000 questions) with 95% intervals, AIQ; sorted by cost."""
+    if pool not in summary.get("pools", {}):
+        raise InputError(f"pool {pool!r} not in the summary (it has {sorted(summary.get('pools', {}))})")
+    entry = summary["pools"][pool]
+
+    def ci(v, scale=1.0, fmt="{:.3f}"):
+        return "–" if not v else f"[{fmt.format(v[0] * scale)}, {fmt.format(v[1] * scale)}]"
+
+    lines = [
+        "| policy | accuracy | 95% CI | USD per 1,000 questions | 95% CI | AIQ |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    rows = sorted(entry["policies"].items(), key=lambda kv: kv[1].get("cost_per_question") or 0.0)
+    for name, p in rows:
+        acc, cost, aiq = p.get("accuracy"), p.get("cost_per_question"), p.get("aiq")
+        lines.append(
+            f"| {name} | {'–' if acc is None else f'{acc:.3f}'} | {ci(p.get('accuracy_ci95'))} | "
+            f"{'–' if cost is None else f'{cost * 1000:.3f}'} | {ci(p.get('cost_ci95'), 1000.0)} | "
+            f"{'–' if aiq is None else f'{aiq:.3f}'} |"
+        )
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------- HTML
 
 
@@ -465,6 +490,9 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("posterior", help="POSTERIOR.nc written by `bayes-router fit`")
     d.add_argument("--mode", choices=("quick", "full"), default=None, help="QUICK or full run, recorded")
     d.add_argument("-o", "--output", required=True, help="JSON to write")
+    t = sub.add_parser("table", help="print one pool's policy table (Markdown) from a summary.json")
+    t.add_argument("summary", help="summary.json")
+    t.add_argument("--pool", required=True, help="pool name, e.g. trio")
     i = sub.add_parser("index", help="HTML exports of executed notebooks and the index page")
     i.add_argument("--reports-dir", required=True, help="folder holding notebooks/, results/, summary.json")
     i.add_argument("--figures-dir", required=True, help="folder of the figures (PNG and SVG)")
@@ -487,6 +515,11 @@ def main(argv: Iterable[str] | None = None) -> int:
             n_fail = sum(1 for v in summary["notebooks"].values() if v["status"] != "ok")
             print(f"{args.output}: {len(summary['results'])} result files, {len(summary['pools'])} pools, "
                   f"{len(summary['notebooks'])} notebooks ({n_fail} failed), diagnostics_pass={summary['diagnostics_pass']}")
+        elif args.what == "table":
+            path = Path(args.summary)
+            if not path.exists():
+                raise InputError(f"{path}: no such summary")
+            print(policy_table_markdown(json.loads(path.read_text()), args.pool))
         elif args.what == "diagnose":
             result = posterior_diagnostics(args.posterior, args.mode)
             write_json(args.output, result)

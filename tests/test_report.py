@@ -127,6 +127,14 @@ def test_cli_writes_summary_and_index(run_dirs, capsys):
     assert "ValueError: boom" in page
     assert "../figures/trio/frontier.png" in page and "../figures/trio/frontier.svg" in page
     assert "bayes-adaptive" in page and "summary.json" in page
+    # the Markdown table for the README: cost shown per 1,000 questions, cheapest first
+    capsys.readouterr()
+    assert report.main(["table", str(reports / "summary.json"), "--pool", "trio"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("| policy | accuracy")
+    assert table[2] == "| bayes-adaptive | 0.610 | [0.520, 0.700] | 1.000 | [0.900, 1.100] | 0.580 |"
+    assert report.main(["table", str(reports / "summary.json"), "--pool", "nope"]) == 2
+    assert "pool 'nope' not in the summary" in capsys.readouterr().err
     assert (reports / "html" / "01_data_overview.html").stat().st_size > 1000
     # a bad mode is one error line and exit 2 (argparse), a bad file the same through InputError
     (reports / "results" / "broken.json").write_text("[")
