@@ -113,16 +113,6 @@ def _transform(values: np.ndarray, how: str) -> np.ndarray:
     return values
 
 
-def _expit_inplace(x: np.ndarray) -> np.ndarray:
-    """Logistic sigmoid in place: 1 / (1 + exp(-x)) without overflow warnings."""
-    np.negative(x, out=x)
-    np.clip(x, -60.0, 60.0, out=x)
-    np.exp(x, out=x)
-    x += 1.0
-    np.reciprocal(x, out=x)
-    return x
-
-
 class ReliabilityModel:
     """Hierarchical logistic model of P(correct) for (model, subject, covariates) calls.
 
@@ -359,6 +349,28 @@ class ReliabilityModel:
                                   "call": np.arange(len(log))})
         self.idata.add_groups({"log_likelihood": xr.Dataset({"correct": da})})
 
+    def prior_predictive_accuracy(self, train_log: pd.DataFrame, samples: int = 500, seed: int = 0) -> pd.DataFrame:
+        """Prior predictive check: accuracy per model implied by the priors alone.
+
+        Draws ``samples`` parameter sets from the priors, simulates ``correct`` for
+        every call of ``train_log`` (the post stage keeps the observed parse
+        hurdle), and returns a (samples x model) DataFrame of simulated accuracies.
+        """
+        import pymc as pm
+
+        model = self.build_model(train_log)
+        with model, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            prior = pm.sample_prior_predictive(draws=samples, random_seed=seed, var_names=["correct"])
+        y = prior.prior_predictive["correct"].to_numpy().reshape(samples, -1)
+        m_idx = model["model_idx"].get_value()
+        out = {}
+        for i, m in enumerate(self.models):
+            sel = m_idx == i
+            n_calls = int((train_log["model"].astype(str) == m).sum())  # unparsed calls count as wrong
+            out[m] = y[:, sel].sum(1) / max(n_calls, 1)
+        return pd.DataFrame(out)
+
     # --------------------------------------------------------------- predict
     def _posterior_draws(self) -> dict:
         if self._draws_cache is None:
@@ -387,56 +399,67 @@ class ReliabilityModel:
         each posterior draw, a fresh draw of its intercept/subject effect,
         interaction and slopes from the hierarchical priors (deterministic seed,
         one draw per unseen (model, subject) cell shared by all its rows).
-        Computation is vectorized numpy per model: (draws x cells) @ one-hot design.
+        Computation is vectorized numpy: one BLAS matmul per model of a (rows x
+        (cells + covariates)) design by (cells + covariates) x draws coefficients,
+        written into a (rows x draws) buffer; the result is its transposed view
+        (shape (draws, rows), Fortran-ordered).
         """
         self._check_log(calls, need_correct=False)
         d = self._posterior_draws()
         S = d["alpha"].shape[0]
         sel = np.arange(S) if n_draws is None or n_draws >= S else np.linspace(0, S - 1, n_draws).round().astype(int)
+        if self.stage == "post" and "parsed" not in calls.columns:
+            raise InputError("calls: column 'parsed' is needed by the post-call model but missing")
         X = self._design(calls).astype(np.float32)
-        models = calls["model"].astype(str).to_numpy()
-        subjects = calls["subject"].astype(str).to_numpy()
-        out = np.empty((len(sel), len(calls)), dtype=np.float32)
+        n_rows, n_sel, k = len(calls), len(sel), X.shape[1]
+        model_codes, model_names = pd.factorize(calls["model"].astype(str), sort=True)
+        subj_codes, subj_names = pd.factorize(calls["subject"].astype(str), sort=True)
+        # rows grouped by model, so each model's block of the (rows x draws) output is contiguous
+        order = np.argsort(model_codes, kind="stable")
+        grouped = bool(np.all(order == np.arange(n_rows)))
+        bounds = np.searchsorted(model_codes[order], np.arange(len(model_names) + 1))
         rng = np.random.default_rng(20_250_101)
-        k = X.shape[1]
         subj_pos = {s: i for i, s in enumerate(self.subjects)}
-        # subject effects for every subject in the calls, (draws, n_subject_all)
-        call_subjects = sorted(set(subjects.tolist()))
-        new_subj = [s for s in call_subjects if s not in subj_pos]
-        beta_all = {s: d["beta"][sel, subj_pos[s]] for s in call_subjects if s in subj_pos}
-        for s in new_subj:
-            beta_all[s] = d["sigma_subject"][sel] * rng.standard_normal(len(sel)).astype(np.float32)
         model_pos = {m: i for i, m in enumerate(self.models)}
-        for m in pd.unique(models):
-            rows = np.flatnonzero(models == m)
-            subj_m = subjects[rows]
-            cells = sorted(set(subj_m.tolist()))
+        # subject effects (draws, subjects in the calls); an unseen subject draws from the population
+        beta = np.empty((n_sel, len(subj_names)), dtype=np.float32)
+        for j, s in enumerate(subj_names):
+            beta[:, j] = (d["beta"][sel, subj_pos[s]] if s in subj_pos
+                          else d["sigma_subject"][sel] * rng.standard_normal(n_sel).astype(np.float32))
+        outT = np.empty((n_rows, n_sel), dtype=np.float32)
+        for mc, m in enumerate(model_names):
+            rows = order[bounds[mc]:bounds[mc + 1]]
             if m in model_pos:
                 mi = model_pos[m]
-                a = d["alpha"][sel, mi]
-                sl = d["slope"][sel, mi, :]
+                a, sl = d["alpha"][sel, mi], d["slope"][sel, mi, :]
             else:
-                a = d["mu_alpha"][sel] + d["sigma_alpha"][sel] * rng.standard_normal(len(sel)).astype(np.float32)
-                sl = d["mu_slope"][sel] + d["sigma_slope"][sel] * rng.standard_normal((len(sel), k)).astype(np.float32)
-            base = np.empty((len(sel), len(cells)), dtype=np.float32)
-            for j, s in enumerate(cells):
-                if m in model_pos and s in subj_pos:
-                    g = d["gamma"][sel, model_pos[m], subj_pos[s]]
-                else:
-                    g = d["sigma_interaction"][sel] * rng.standard_normal(len(sel)).astype(np.float32)
-                base[:, j] = a + beta_all[s] + g
-            cell_idx = np.searchsorted(np.array(cells, dtype=object), subj_m) if len(cells) > 1 else np.zeros(len(rows), int)
-            onehot = np.zeros((len(cells), len(rows)), dtype=np.float32)
-            onehot[cell_idx, np.arange(len(rows))] = 1.0
-            eta = base @ onehot
-            if k:
-                eta += sl @ X[rows].T
-            out[:, rows] = _expit_inplace(eta)
-        if self.stage == "post":
-            if "parsed" not in calls.columns:
-                raise InputError("calls: column 'parsed' is needed by the post-call model but missing")
-            out[:, ~calls["parsed"].to_numpy(dtype=bool)] = 0.0
-        return out
+                a = d["mu_alpha"][sel] + d["sigma_alpha"][sel] * rng.standard_normal(n_sel).astype(np.float32)
+                sl = d["mu_slope"][sel] + d["sigma_slope"][sel] * rng.standard_normal((n_sel, k)).astype(np.float32)
+            cells, cell_idx = np.unique(subj_codes[rows], return_inverse=True)
+            # coefficients (cells + k, draws) and design (rows, cells + k): one BLAS matmul per model
+            coef = np.empty((len(cells) + k, n_sel), dtype=np.float32)
+            for j, sc in enumerate(cells):
+                s = subj_names[sc]
+                g = (d["gamma"][sel, model_pos[m], subj_pos[s]] if m in model_pos and s in subj_pos
+                     else d["sigma_interaction"][sel] * rng.standard_normal(n_sel).astype(np.float32))
+                coef[j] = a + beta[:, sc] + g
+            coef[len(cells):] = sl.T
+            design = np.zeros((len(rows), len(cells) + k), dtype=np.float32)
+            design[np.arange(len(rows)), cell_idx] = 1.0
+            design[:, len(cells):] = X[rows]
+            np.matmul(design, coef, out=outT[bounds[mc]:bounds[mc + 1]])
+        with np.errstate(over="ignore"):  # exp overflow -> inf -> p = 0, the right limit
+            np.negative(outT, out=outT)
+            np.exp(outT, out=outT)
+            outT += 1.0
+            np.reciprocal(outT, out=outT)
+        if not grouped:
+            inverse = np.empty(n_rows, dtype=np.int64)
+            inverse[order] = np.arange(n_rows)
+            outT = outT[inverse]
+        if self.stage == "post":  # the hurdle: an unparsed call is wrong for sure
+            outT[~calls["parsed"].to_numpy(dtype=bool)] = 0.0
+        return outT.T
 
     # ------------------------------------------------------------- save/load
     def _write_attrs(self) -> None:

@@ -1,0 +1,175 @@
+"""Speed and memory benchmarks of the reliability models (``bayes-router bench``, ``make bench``).
+
+Each fit runs in its own (spawned) process so its peak resident memory is its own.
+Measured per sampler, on the post-call model of 3 models x 4000 questions:
+wall time (compilation included), sampling time, min bulk ESS over the reported
+variables, min bulk ESS per second of wall time, the convergence verdict, and peak
+RSS (MB). Then the time of ``predict_proba`` for 4000 questions x 3 models with
+1000 posterior draws (median of repeated runs). ``full_pool`` adds the pre- and
+post-call models on every model and question of the log.
+
+Timings depend on what else runs on the machine; the results record the load
+average at the start and the core count so a reader can judge them.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import platform
+import resource
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+TRIO = ["Meta-Llama-3_1-8B-Instruct", "Mixtral-8x7B-Instruct-v0.1", "Meta-Llama-3_1-70B-Instruct"]
+DEFAULT_LOG = "data/logs/mmlu_pro.parquet"
+TARGETS = {"post_trio_4000_fit_s": 120.0, "full_pool_fit_s": 600.0, "predict_proba_ms": 100.0}
+
+
+def _bench_data(log_path, models, n_questions, seed):
+    """(calls, description): real rows when the log exists, else a SIMULATED log (labelled)."""
+    from .io import load_call_log
+    from .simulate import simulate_call_log
+    from .split import rows_for, sample_questions
+
+    if log_path and Path(log_path).exists():
+        log = load_call_log(log_path)
+        models = list(models) if models else sorted(log["model"].astype(str).unique())
+        ids = sample_questions(log, models, n_questions, seed=seed)
+        return rows_for(log, models, ids), {"source": str(log_path), "simulated": False, "models": models,
+                                            "questions": int(len(ids))}
+    log, _, _ = simulate_call_log(n_questions=n_questions or 4000, models=("small", "mid", "big"), seed=seed)
+    return log, {"source": "SIMULATED (no real log found)", "simulated": True, "models": ["small", "mid", "big"],
+                 "questions": int(log["question_id"].nunique())}
+
+
+def _fit_job(spec: dict, queue) -> None:
+    """Child process: fit one model, report times, ESS, diagnostics and peak RSS."""
+    try:
+        import arviz as az
+
+        from .diagnostics import REPORTED_VARS, convergence_report
+        from .reliability import ReliabilityModel
+
+        calls, data = _bench_data(spec["log"], spec["models"], spec["questions"], spec["seed"])
+        rm = ReliabilityModel(spec["stage"], sampler_config=spec.get("sampler_config"))
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rm.fit(calls, sampler=spec["sampler"], draws=spec["draws"], tune=spec["tune"], chains=spec["chains"],
+                   seed=spec["seed"], progress=spec["progress"])
+        wall = time.perf_counter() - t0
+        names = [v for v in REPORTED_VARS if v in rm.idata.posterior and rm.idata.posterior[v].size]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ess = az.ess(rm.idata, var_names=names, method="bulk")
+        min_ess = float(min(float(ess[v].min()) for v in names))
+        st = rm.idata.sample_stats.attrs if "sample_stats" in rm.idata.groups() else {}
+        report = convergence_report(rm.idata)
+        if spec.get("save"):
+            rm.save(spec["save"])
+        queue.put({
+            "stage": spec["stage"], "sampler": spec["sampler"], "data": data, "n_calls": int(len(calls)),
+            "n_likelihood_cells": rm.metadata.get("n_likelihood_cells"),
+            "draws": spec["draws"], "tune": spec["tune"], "chains": int(rm.metadata["chains"]),
+            "wall_s": wall, "sampling_s": float(st["sampling_time"]) if "sampling_time" in st else None,
+            "min_bulk_ess": min_ess, "min_bulk_ess_per_s": min_ess / wall,
+            "converged": report.passed, "diagnostics": report.to_dict(),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        })
+    except Exception as exc:  # reported, not raised: the parent writes what it has
+        queue.put({"stage": spec["stage"], "sampler": spec["sampler"], "error": f"{exc.__class__.__name__}: {exc}"})
+
+
+def _run_isolated(spec: dict) -> dict:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    p = ctx.Process(target=_fit_job, args=(spec, queue))
+    p.start()
+    result = queue.get()
+    p.join()
+    return result
+
+
+def time_predict_proba(posterior_path, calls, n_draws: int = 1000, repeats: int = 7) -> dict:
+    """Median and min wall time (ms) of ``predict_proba(calls, n_draws)`` after one warm-up call."""
+    from .reliability import ReliabilityModel
+
+    rm = ReliabilityModel.load(posterior_path)
+    rm.predict_proba(calls, n_draws=n_draws)  # warm-up: caches the flattened posterior
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        P = rm.predict_proba(calls, n_draws=n_draws)
+        times.append((time.perf_counter() - t0) * 1e3)
+    return {"rows": int(len(calls)), "draws": int(P.shape[0]), "median_ms": float(np.median(times)),
+            "min_ms": float(np.min(times)), "repeats": repeats}
+
+
+def run_bench(log_path: str | None = DEFAULT_LOG, models=TRIO, n_questions: int = 4000, draws: int = 1000,
+              tune: int = 1000, chains: int | None = None, seed: int = 0, quick: bool = False,
+              full_pool: bool = False, samplers=("nutpie", "pymc"), progress: bool = False) -> dict:
+    """Run the benchmarks; returns the results dict (see module docstring). ``quick``: 500 questions, 300 draws."""
+    from .reliability import default_chains
+
+    if quick:
+        n_questions, draws, tune = min(n_questions, 500), min(draws, 300), min(tune, 300)
+    chains = chains or default_chains()
+    load1, load5, _ = os.getloadavg()
+    out = {
+        "schema_version": 1,
+        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                    "load_average_1m_at_start": load1, "load_average_5m_at_start": load5,
+                    "note": "wall times include model compilation; other processes may share the cores"},
+        "settings": {"quick": quick, "questions": n_questions, "draws": draws, "tune": tune, "chains": chains,
+                     "seed": seed},
+        "targets": TARGETS,
+        "post_call_trio": {},
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        saved = str(Path(tmp) / "post_nutpie.nc")
+        for sampler in samplers:
+            spec = {"stage": "post", "sampler": sampler, "log": log_path, "models": list(models) if models else None,
+                    "questions": n_questions, "draws": draws, "tune": tune, "chains": chains, "seed": seed,
+                    "progress": progress, "save": saved if sampler == samplers[0] else None}
+            print(f"bench: post-call model, {sampler}, {n_questions} questions ...", flush=True)
+            res = _run_isolated(spec)
+            out["post_call_trio"][sampler] = res
+            print(f"  {sampler}: " + (res.get("error") or
+                  f"wall {res['wall_s']:.1f} s, min bulk ESS {res['min_bulk_ess']:.0f} "
+                  f"({res['min_bulk_ess_per_s']:.2f}/s), converged {res['converged']}, "
+                  f"peak RSS {res['peak_rss_mb']:.0f} MB"), flush=True)
+        fits = out["post_call_trio"]
+        if all("error" not in fits.get(s, {"error": 1}) for s in ("nutpie", "pymc")):
+            out["ess_per_s_ratio_nutpie_over_pymc"] = fits["nutpie"]["min_bulk_ess_per_s"] / fits["pymc"]["min_bulk_ess_per_s"]
+        if Path(saved).exists():
+            calls, _ = _bench_data(log_path, models, n_questions, seed)
+            calls = calls.drop(columns=["correct"])
+            out["predict_proba"] = time_predict_proba(saved, calls, n_draws=1000)
+            print(f"  predict_proba {out['predict_proba']['rows']} rows x {out['predict_proba']['draws']} draws: "
+                  f"{out['predict_proba']['median_ms']:.1f} ms (median)", flush=True)
+    if full_pool:
+        out["full_pool"] = {}
+        for stage in ("pre", "post"):
+            spec = {"stage": stage, "sampler": samplers[0], "log": log_path, "models": None, "questions": None,
+                    "draws": draws, "tune": tune, "chains": chains, "seed": seed, "progress": progress}
+            print(f"bench: {stage}-call model on the whole pool ({samplers[0]}) ...", flush=True)
+            res = _run_isolated(spec)
+            out["full_pool"][stage] = res
+            print(f"  {stage}: " + (res.get("error") or f"wall {res['wall_s']:.1f} s, converged {res['converged']}"),
+                  flush=True)
+    met = {}
+    nut = out["post_call_trio"].get("nutpie", {})
+    if "wall_s" in nut and not quick:
+        met["post_trio_4000_fit_s"] = bool(nut["wall_s"] <= TARGETS["post_trio_4000_fit_s"] and nut["converged"])
+    if "predict_proba" in out:
+        met["predict_proba_ms"] = bool(out["predict_proba"]["median_ms"] <= TARGETS["predict_proba_ms"])
+    for stage, res in out.get("full_pool", {}).items():
+        if "wall_s" in res:
+            met[f"full_pool_{stage}_fit_s"] = bool(res["wall_s"] <= TARGETS["full_pool_fit_s"] and res["converged"])
+    out["targets_met"] = met
+    return out

@@ -1,0 +1,55 @@
+"""``bayes-router bench -o bench/results.json [--quick] [--full-pool]``."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "benchmark the reliability models: nutpie vs PyMC NUTS, memory, predict_proba speed"
+DESCRIPTION = """Benchmark the reliability models and write the numbers as JSON.
+
+Fits the same post-call model (3 models x 4000 questions of LOG, default the trio
+Llama-3.1-8B, Mixtral-8x7B, Llama-3.1-70B) with nutpie and with PyMC's own NUTS,
+each in its own process, and reports for each: wall time (compilation included),
+min bulk ESS, min bulk ESS per second and the nutpie/PyMC ratio, convergence
+(R-hat <= 1.01, ESS >= 400, no divergences) and peak memory (MB). Then times
+predict_proba for 4000 questions x 3 models with 1000 posterior draws (ms).
+--full-pool adds the pre- and post-call models on every model and question of
+the log (slow). Without LOG the benchmark runs on a SIMULATED log and says so.
+Timings are pessimistic when other work shares the cores; the load average is recorded.
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..bench import DEFAULT_LOG, TRIO
+
+    p.add_argument("--log", default=DEFAULT_LOG, metavar="LOG",
+                   help=f"call log (default {DEFAULT_LOG}; a SIMULATED log if it does not exist)")
+    p.add_argument("--models", default=",".join(TRIO), metavar="A,B,C", help="models of the trio benchmark")
+    p.add_argument("--questions", type=int, default=4000, metavar="N", help="questions (default 4000)")
+    p.add_argument("--draws", type=int, default=1000, help="draws per chain (default 1000)")
+    p.add_argument("--tune", type=int, default=1000, help="tuning steps per chain (default 1000)")
+    p.add_argument("--chains", type=int, default=None, help="chains (default: 4 with >= 4 cores, else 2)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quick", action="store_true", help="small sizes (500 questions, 300 draws): a smoke run")
+    p.add_argument("--full-pool", action="store_true", help="also fit pre and post models on the whole log")
+    p.add_argument("-o", "--output", required=True, metavar="RESULTS.json", help="where to write the results")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..bench import run_bench
+    from ..errors import InputError
+    from ..io import write_json
+
+    if args.questions < 2 or args.draws < 1 or args.tune < 1:
+        raise InputError("--questions must be >= 2 and --draws/--tune >= 1")
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if not models:
+        raise InputError("--models: empty list")
+    res = run_bench(args.log, models, args.questions, args.draws, args.tune, args.chains, args.seed,
+                    quick=args.quick, full_pool=args.full_pool)
+    path = write_json(args.output, res)
+    print(f"wrote {path}; targets met: {res['targets_met']}")
+    errors = [f"{k}: {v['error']}" for k, v in res["post_call_trio"].items() if "error" in v]
+    if errors:
+        raise InputError("benchmark fit failed: " + "; ".join(errors))
+    return 0

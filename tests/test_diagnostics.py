@@ -1,0 +1,106 @@
+"""Diagnostics (issue 3): convergence table on synthetic chains with known behaviour, and
+PPC / PSIS-LOO / held-out scores / calibration on the SIMULATED fits shared with
+test_reliability (fitted once per session through its cached ``fitted``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_reliability import fitted, split
+
+from bayes_router import diagnostics as dg
+
+
+def _idata(chains: np.ndarray, diverging: int = 0):
+    """InferenceData with one scalar 'mu_alpha' and a vector 'alpha' built from ``chains`` (chain, draw)."""
+    import arviz as az
+
+    rng = np.random.default_rng(0)
+    c, d = chains.shape
+    energy = rng.normal(size=(c, d))  # iid energies: E-BFMI near 2, far above 0.3
+    div = np.zeros((c, d), dtype=bool)
+    div.flat[:diverging] = True
+    return az.from_dict(
+        posterior={"mu_alpha": chains, "alpha": np.stack([chains, chains[:, ::-1]], axis=-1)},
+        sample_stats={"diverging": div, "energy": energy},
+        dims={"alpha": ["model"]}, coords={"model": ["a", "b"]},
+    )
+
+
+def test_convergence_report_passes_iid_chains_and_fails_stuck_ones():
+    rng = np.random.default_rng(1)
+    good = dg.convergence_report(_idata(rng.normal(size=(4, 1000))))
+    assert good.passed, good.failures
+    assert set(good.table.index) == {"mu_alpha", "alpha"}
+    assert good.table["pass"].all() and good.divergences == 0 and len(good.bfmi) == 4
+
+    stuck = rng.normal(size=(4, 1000))
+    stuck[0] += 3.0  # one chain elsewhere: R-hat far above 1.01
+    bad = dg.convergence_report(_idata(stuck))
+    assert not bad.passed and bad.table.loc["mu_alpha", "r_hat_max"] > 1.01
+    assert any("mu_alpha" in f for f in bad.failures)
+    assert "FAIL" in str(bad) and bad.to_dict()["passed"] is False
+
+    short = dg.convergence_report(_idata(rng.normal(size=(2, 100))))  # 200 draws: ESS < 400
+    assert not short.passed and short.to_dict()["ess_bulk_min"] < 400
+
+    div = dg.convergence_report(_idata(rng.normal(size=(4, 1000)), diverging=3))
+    assert div.divergences == 3 and any("divergent" in f for f in div.failures)
+
+
+def test_warn_if_failed_warns_once_per_failure():
+    rng = np.random.default_rng(2)
+    stuck = rng.normal(size=(4, 500))
+    stuck[1] -= 5
+    rep = dg.convergence_report(_idata(stuck))
+    with pytest.warns(UserWarning, match="diagnostic failed"):
+        assert dg.warn_if_failed(rep) is False
+
+
+def test_ppc_accuracy_per_model_and_subject():
+    train, _ = split()
+    rm = fitted("pre")
+    t = dg.ppc_accuracy(rm, train, n_draws=200, seed=0)
+    assert len(t) == len(rm.models) * len(rm.subjects)
+    assert t["n"].sum() == len(train)
+    assert ((t["rep_lo"] <= t["rep_mean"]) & (t["rep_mean"] <= t["rep_hi"])).all()
+    assert t["ppp"].between(0, 1).all()
+    # the model is the simulator's: a well-specified fit should cover most cells at 90%
+    assert t["inside"].mean() >= 0.75
+    obs = train.groupby(["model", "subject"])["correct"].mean()
+    np.testing.assert_allclose(t.set_index(["model", "subject"])["observed"].sort_index(), obs.sort_index(), rtol=1e-6)
+
+
+def test_loo_prefers_post_call_model_on_the_same_calls():
+    pre, post = fitted("pre"), fitted("post")
+    table = dg.loo_compare({"pre": pre, "post": post})
+    assert list(table.index) == ["post", "pre"]  # tokens and the parse hurdle carry real signal
+    assert table.loc["pre", "elpd_diff"] > 2 * table.loc["pre", "dse"]
+    s = dg.loo_summary(post)
+    assert np.isfinite(s["elpd_loo"]) and s["n_pareto_k_gt_0_7"] == 0  # hurdle calls do not count as bad k
+
+
+def test_held_out_scores_against_logistic_regression():
+    train, test = split()
+    rm = fitted("post")
+    res = dg.held_out_scores(rm, train, test, n_boot=300, seed=0)
+    assert res["n_test_calls"] == len(test)
+    for name in ("bayes", "logistic_regression", "base_rate"):
+        assert res["scores"][name]["log_score"] < 0 and 0 <= res["scores"][name]["brier"] <= 1
+    for d in res["differences"].values():
+        for m in ("log_score", "brier"):
+            lo, hi = d[m]["ci95"]
+            assert lo <= d[m]["bayes_minus_other"] <= hi
+    # post-call information must beat the per-model base rate clearly
+    assert res["differences"]["bayes_vs_base_rate"]["log_score"]["ci95"][0] > 0
+
+
+def test_calibration_table_and_ece():
+    rng = np.random.default_rng(3)
+    p = rng.uniform(size=20_000)
+    y = rng.uniform(size=p.size) < p
+    t = dg.calibration_table(y, p, n_bins=10)
+    assert len(t) == 10 and t["n"].sum() == p.size
+    assert ((t["lo"] <= t["observed"]) & (t["observed"] <= t["hi"])).all()
+    assert dg.expected_calibration_error(y, p) < 0.03
+    assert dg.expected_calibration_error(y, np.clip(p + 0.3, 0, 1)) > 0.15  # miscalibrated on purpose

@@ -1,0 +1,255 @@
+"""Hierarchical reliability models (issue 3) on SIMULATED logs with known truth, plus one
+real-data smoke test. Fits are small (3 models x 300 questions, few draws) and shared
+through :func:`fitted` so the whole file stays within its CI budget."""
+
+from __future__ import annotations
+
+import functools
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayes_router.errors import InputError
+from bayes_router.reliability import ReliabilityModel
+from bayes_router.simulate import simulate_call_log
+from bayes_router.split import rows_for, train_test_split
+
+N_QUESTIONS = 300
+DRAWS = 300
+
+
+def _quiet_fit(rm, log, **kw):
+    kw = {"sampler": "pymc", "draws": DRAWS, "tune": DRAWS, "chains": 2, "seed": 1, "progress": False, **kw}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rm.fit(log, **kw)
+    return rm
+
+
+@functools.cache
+def simulated():
+    """SIMULATED log (no confidence, no latency, like the public MMLU-Pro logs) and its truth."""
+    log, _, truth = simulate_call_log(n_questions=N_QUESTIONS, difficulty_sd=0.0, tok_shift=0.6, seed=3)
+    return log, truth
+
+
+@functools.cache
+def split():
+    log, truth = simulated()
+    tr, te = train_test_split(log["question_id"].unique(), test_frac=0.3, seed=0)
+    return rows_for(log, truth.models, tr), rows_for(log, truth.models, te)
+
+
+@functools.cache
+def fitted(stage: str) -> ReliabilityModel:
+    """Pre- and post-call fits on the same TRAIN questions of the simulated log (shared with test_diagnostics)."""
+    train, _ = split()
+    return _quiet_fit(ReliabilityModel(stage), train)
+
+
+def test_pre_call_parameter_recovery():
+    """90% intervals of the identified parameters cover the truth for >= 80% of them.
+
+    Identified on the simulated scale: cell logits alpha[m] + beta[s] + gamma[m, s] at
+    the training mean length, and the length slopes. The simulator standardizes log
+    length over all questions, the model over train rows; the truth is converted.
+    """
+    log, truth = simulated()
+    train, _ = split()
+    rm = fitted("pre")
+    loglen_all = np.log(log.drop_duplicates("question_id")["question_chars"].to_numpy(float))
+    mu_all, sd_all = loglen_all.mean(), loglen_all.std()
+    st = rm.standardization["log_question_chars"]
+    shift = (st["mean"] - mu_all) / sd_all  # true z_len at the model's x = 0
+    post = rm.idata.posterior
+    covered, total = 0, 0
+    for i, m in enumerate(truth.models):
+        for j, s in enumerate(truth.subjects):
+            true_cell = truth.alpha[i] + truth.beta_subject[j] + truth.gamma[i, j] + truth.slope_len[i] * shift
+            draws = (post["alpha"].sel(model=m) + post["beta"].sel(subject=s)
+                     + post["gamma"].sel(model=m, subject=s)).to_numpy().ravel()
+            lo, hi = np.quantile(draws, [0.05, 0.95])
+            covered += lo <= true_cell <= hi
+            total += 1
+        true_slope = truth.slope_len[i] * st["sd"] / sd_all
+        d = post["slope"].sel(model=m, covariate="log_question_chars").to_numpy().ravel()
+        lo, hi = np.quantile(d, [0.05, 0.95])
+        covered += lo <= true_slope <= hi
+        total += 1
+    assert total == 15
+    assert covered / total >= 0.8, f"only {covered}/{total} 90% intervals cover the truth"
+
+
+def test_post_call_learns_long_answers_are_wrong_and_drops_missing_covariates():
+    """The log has no confidence and no latency: the post fit leaves them out and says so;
+    the simulator makes wrong answers longer, so the pooled token slope must be negative."""
+    train, _ = split()
+    rm = ReliabilityModel("post")
+    with pytest.warns(UserWarning, match="confidence.*latency_s"):
+        rm.build_model(train)
+    fit = fitted("post")
+    assert fit.covariates_used == ["log_question_chars", "completion_tokens", "parsed"]
+    assert set(fit.covariates_dropped) == {"confidence", "latency_s"}
+    assert list(fit.idata.posterior["slope"].coords["covariate"].values) == ["log_question_chars", "completion_tokens"]
+    mu_tok = fit.idata.posterior["mu_slope"].sel(covariate="completion_tokens").to_numpy().ravel()
+    assert np.quantile(mu_tok, 0.975) < 0
+
+
+def test_post_call_uses_confidence_and_latency_when_the_log_holds_them(sim_log_path):
+    from bayes_router.io import load_call_log
+
+    rm = ReliabilityModel("post")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing is left out, so nothing is warned
+        rm.build_model(load_call_log(sim_log_path))
+    assert rm.covariates_used == ["log_question_chars", "completion_tokens", "parsed", "confidence", "latency_s"]
+    assert rm.covariates_dropped == {}
+
+
+def test_partly_missing_covariate_is_left_out_not_imputed():
+    log, _ = simulated()
+    log = log.copy()
+    log["confidence"] = 0.7
+    log.loc[:10, "confidence"] = np.nan
+    rm = ReliabilityModel("post")
+    with pytest.warns(UserWarning, match="confidence: null in 11 of"):
+        rm.build_model(log)
+    assert "confidence" not in rm.covariates_used
+
+
+def test_predict_proba_shapes_hurdle_and_unseen_levels():
+    _, test = split()
+    rm = fitted("post")
+    calls = test.drop(columns=["correct"])  # predict never needs the outcome
+    P = rm.predict_proba(calls)
+    n_draws = rm.idata.posterior.sizes["chain"] * rm.idata.posterior.sizes["draw"]
+    assert P.shape == (n_draws, len(test))
+    assert np.all((P >= 0) & (P <= 1))
+    unparsed = ~test["parsed"].to_numpy()
+    assert unparsed.any() and np.all(P[:, unparsed] == 0.0)  # the hurdle: unparsed is wrong for sure
+    assert np.all(P[:, ~unparsed] > 0)
+    assert rm.predict_proba(calls, n_draws=50).shape == (50, len(test))
+
+    new = calls.head(40).copy()
+    new["model"] = "never-seen-model"
+    new.loc[new.index[:20], "subject"] = "never-seen-subject"
+    Pn = rm.predict_proba(new)
+    assert Pn.shape == (n_draws, 40) and np.isfinite(Pn).all()
+    # a new model borrows the population: its P spreads wider than a known model's on the same calls
+    known = rm.predict_proba(calls.head(40))
+    parsed = new["parsed"].to_numpy()
+    assert Pn[:, parsed].std(0).mean() > known[:, parsed].std(0).mean()
+
+
+def test_predict_proba_matches_the_pymc_graph():
+    """The numpy predictor equals the model's own linear predictor on the training calls."""
+    train, _ = split()
+    rm = fitted("pre")
+    P = rm.predict_proba(train.head(30), n_draws=None)
+    post = rm.idata.posterior.stack(sample=("chain", "draw"))
+    row = train.iloc[5]
+    x = (np.log(row.question_chars) - rm.standardization["log_question_chars"]["mean"]) / rm.standardization["log_question_chars"]["sd"]
+    eta = (post["alpha"].sel(model=row.model) + post["beta"].sel(subject=row.subject)
+           + post["gamma"].sel(model=row.model, subject=row.subject)
+           + post["slope"].sel(model=row.model, covariate="log_question_chars") * x).to_numpy()
+    np.testing.assert_allclose(P[:, 5], 1 / (1 + np.exp(-eta)), rtol=2e-4, atol=1e-6)
+
+
+def test_predict_refuses_missing_covariate_values():
+    _, test = split()
+    rm = fitted("post")
+    bad = test.head(5).copy()
+    bad["completion_tokens"] = pd.array([1, None, 3, 4, 5], dtype="Int64")
+    with pytest.raises(InputError, match="completion_tokens"):
+        rm.predict_proba(bad)
+
+
+def test_save_load_round_trip_gives_identical_predictions(tmp_path):
+    _, test = split()
+    rm = fitted("post")
+    path = rm.save(tmp_path / "post.nc")
+    rm2 = ReliabilityModel.load(path)
+    assert rm2.stage == "post" and rm2.models == rm.models and rm2.subjects == rm.subjects
+    assert rm2.covariates_used == rm.covariates_used and rm2.standardization == rm.standardization
+    new = test.copy()
+    new.loc[new.index[:9], "model"] = "unseen"
+    np.testing.assert_array_equal(rm2.predict_proba(new), rm.predict_proba(new))
+    assert rm2.metadata["train_question_ids"] == rm.metadata["train_question_ids"]
+
+
+def test_same_seed_same_draws():
+    log, _ = simulated()
+    small = log[log["question_id"] < 80]
+    a = _quiet_fit(ReliabilityModel("pre"), small, draws=60, tune=60, seed=5)
+    b = _quiet_fit(ReliabilityModel("pre"), small, draws=60, tune=60, seed=5)
+    np.testing.assert_array_equal(a.idata.posterior["alpha"].to_numpy(), b.idata.posterior["alpha"].to_numpy())
+    assert not np.array_equal(a.idata.posterior["alpha"].to_numpy()[0], a.idata.posterior["alpha"].to_numpy()[1])
+
+
+def test_bad_configuration_and_unfitted_use_are_input_errors(tmp_path):
+    with pytest.raises(InputError, match="stage"):
+        ReliabilityModel("during")
+    with pytest.raises(InputError, match="unknown prior"):
+        ReliabilityModel("pre", model_config={"sigma_everything": {"sigma": 1}})
+    with pytest.raises(InputError, match="not fitted"):
+        ReliabilityModel("pre").predict_proba(simulated()[0].head(3))
+    with pytest.raises(InputError, match="no such posterior"):
+        ReliabilityModel.load(tmp_path / "missing.nc")
+    (tmp_path / "junk.nc").write_text("not netcdf")
+    with pytest.raises(InputError, match="junk.nc"):
+        ReliabilityModel.load(tmp_path / "junk.nc")
+
+
+def test_cli_fit_writes_posterior_with_split_and_strict_fails_on_tiny_run(sim_log_path, tmp_path, capsys):
+    import arviz as az
+
+    from bayes_router.cli import main
+
+    out = tmp_path / "post.nc"
+    args = ["fit", str(sim_log_path), "--stage", "post", "--questions", "60", "--sampler", "pymc", "--draws", "40",
+            "--tune", "40", "--chains", "2", "--no-progress", "-o", str(out)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        code = main(args + ["--strict"])
+    text = capsys.readouterr().out
+    assert code == 1  # 80 draws cannot reach bulk ESS 400: --strict must fail
+    assert "covariates used" in text and "r_hat_max" in text and "held-out" in text
+    idata = az.from_netcdf(out)
+    train_ids, test_ids = json.loads(idata.attrs["train_question_ids"]), json.loads(idata.attrs["test_question_ids"])
+    assert len(train_ids) + len(test_ids) == 60 and not set(train_ids) & set(test_ids)
+    rm = ReliabilityModel.load(out)
+    assert "confidence" in rm.covariates_used and "latency_s" in rm.covariates_used
+
+
+def test_cli_fit_user_errors_are_one_line(tmp_path, capsys, sim_log_path):
+    from bayes_router.cli import main
+
+    assert main(["fit", str(tmp_path / "nope.parquet"), "--stage", "pre", "-o", str(tmp_path / "x.nc")]) == 2
+    err = capsys.readouterr().err
+    assert "nope.parquet" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert main(["fit", str(sim_log_path), "--stage", "pre", "--models", "small,ghost", "-o",
+                 str(tmp_path / "x.nc")]) == 2
+    assert "ghost" in capsys.readouterr().err
+    assert not (tmp_path / "x.nc").exists()
+
+
+@pytest.mark.realdata
+def test_real_trio_smoke(real_trio_log):
+    """A small slice of the real trio with the default sampler (nutpie) and few draws."""
+    from bayes_router.split import sample_questions
+
+    models = sorted(real_trio_log["model"].unique())
+    ids = sample_questions(real_trio_log, models, 150, seed=0)
+    tr, te = train_test_split(ids, 0.3, seed=0)
+    rm = ReliabilityModel("post")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rm.fit(rows_for(real_trio_log, models, tr), draws=100, tune=100, chains=2, seed=0, progress=False)
+    assert rm.covariates_dropped.keys() == {"confidence", "latency_s"}  # the public logs hold neither
+    P = rm.predict_proba(rows_for(real_trio_log, models, te))
+    assert P.shape == (200, len(te) * 3)
+    acc = rows_for(real_trio_log, models, tr)["correct"].mean()
+    assert abs(float(P.mean()) - acc) < 0.1
