@@ -232,7 +232,7 @@ class CallEvidence:
         return cls(np.zeros((n_models, 0)), np.ones((n_models, 1)), np.ones((n_models, 1)), np.zeros(n_models))
 
     @classmethod
-    def fit(cls, correct, parsed, q_pre, p_post, n_bins: int = 4) -> CallEvidence:
+    def fit(cls, correct, parsed, q_pre, p_post, n_bins: int = 8) -> CallEvidence:
         """Learn bins and likelihoods from TRAIN rows; all arguments (n_questions, K)."""
         correct = np.asarray(correct, bool)
         parsed = np.asarray(parsed, bool)
@@ -439,9 +439,9 @@ class BayesAdaptivePolicy(Policy):
     name = "bayes-adaptive"
     may_call_twice = True
     knob = "cost_scale"
-    knob_grid = (0.0, 25.0, 50.0, 100.0, 150.0, 200.0, 300.0, 500.0, 1000.0, 3000.0)
+    knob_grid = (0.0, 25.0, 50.0, 75.0, 100.0, 125.0, 150.0, 175.0, 200.0, 250.0, 300.0, 400.0, 600.0, 1000.0, 3000.0)
     defaults = {"cost_scale": None, "threshold": 0.0, "max_calls": 3, "error_correlation": True,
-                "n_bins": 4, "n_nodes": 32}
+                "n_bins": 8, "n_nodes": 32}
 
     def fit(self, ctx: RoutingContext) -> BayesAdaptivePolicy:
         super().fit(ctx)

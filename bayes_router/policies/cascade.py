@@ -31,7 +31,8 @@ class CascadePolicy(Policy):
     """Cheapest -> largest tiers of the pool, stop at the first answer whose post-call
     confidence is at least ``threshold`` (the knob swept for its frontier).
 
-    ``tiers``: the models in calling order (default: the pool, cheapest first).
+    ``tiers``: the models in calling order (default: the pool sorted by mean train cost per
+    call, cheapest first).
     After :meth:`route`, ``decisions_`` holds per question the tiers called, the stopping
     tier and the confidence of each answer.
     """
@@ -43,7 +44,11 @@ class CascadePolicy(Policy):
     defaults = {"threshold": 0.6, "tiers": None}
 
     def fit(self, ctx: RoutingContext) -> CascadePolicy:
-        tiers = list(self.params["tiers"] or ctx.models)
+        if self.params["tiers"]:
+            tiers = list(self.params["tiers"])
+        else:  # cheapest first by mean TRAIN cost per call (USD), whatever order the pool was given in
+            mean_cost = ctx.train_log.groupby("model", observed=True)["cost_usd"].mean()
+            tiers = sorted(ctx.models, key=lambda m: (float(mean_cost.get(m, np.inf)), ctx.models.index(m)))
         unknown = [m for m in tiers if m not in ctx.models]
         if unknown or not tiers:
             raise InputError(f"policy cascade: tiers {unknown or tiers} are not in the pool {ctx.models}")
