@@ -121,6 +121,9 @@ fit: $(POSTERIORS) ## fit the trio's pre- and post-call reliability posteriors i
 # whose sources changed meanwhile.
 ifndef REPORT_ONLY
 $(EXEC_DIR)/02_reliability_model.ipynb: $(if $(NB_PARAMS_02_reliability_model),$(POSTERIORS),)
+# 06 reuses the trio's pre-call posterior (it refits by itself if the split differs)
+NB_PARAMS_06_budget_allocation := -p PRE_POSTERIOR $(abspath $(POST_DIR)/trio_pre.nc)
+$(EXEC_DIR)/06_budget_allocation.ipynb: $(POST_DIR)/trio_pre.nc
 
 $(POST_DIR)/trio_%.nc: $(LOG) $(MODE_FILE) $(wildcard bayes_router/reliability.py bayes_router/diagnostics.py bayes_router/commands/fit.py) bayes_router/split.py | $(STAMP)
 	@mkdir -p $(@D)

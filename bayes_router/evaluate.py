@@ -107,6 +107,13 @@ def prepare(
         sampler_config={**DEFAULT_SAMPLER_CONFIG, **(sampler_config or {})}, prices=prices, progress=progress,
     )
     for stage, model in (reliability or {}).items():
+        fitted_on = getattr(model, "metadata", {}).get("train_question_ids")
+        if fitted_on is not None and sorted(int(q) for q in fitted_on) != train_ids.tolist():
+            raise InputError(
+                f"the {stage}-call posterior was fitted on other train questions than this split "
+                f"({len(fitted_on)} vs {len(train_ids)}); refit it with the same --models, --questions, "
+                "--test-frac and --seed, or leave it out"
+            )
         ctx.set_reliability(stage, model)
     return EvaluationSetup(models, train_ids, test_ids, ctx, test_rows)
 

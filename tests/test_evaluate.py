@@ -176,3 +176,17 @@ def test_frontier_table_sweeps_budget_with_intervals():
     assert t["accuracy"].is_monotonic_increasing  # stub p = softened truth: more budget, more right answers
     oracle = frontier_table(make_policy("oracle").fit(setup.ctx), setup, n_boot=50)
     assert len(oracle) == 1 and oracle["knob"].isna().all()
+
+
+def test_posterior_fitted_on_another_split_is_refused():
+    from bayes_router.errors import InputError
+    from bayes_router.evaluate import prepare
+
+    stub = _stubs()["pre"]
+    stub.metadata = {"train_question_ids": [0, 1, 2]}
+    with pytest.raises(InputError, match="other train questions"):
+        prepare(tiny_log(CORRECT_12), MODELS, test_frac=0.5, seed=3, reliability={"pre": stub})
+    ok = prepare(tiny_log(CORRECT_12), MODELS, test_frac=0.5, seed=3)
+    stub.metadata = {"train_question_ids": ok.train_question_ids.tolist()}
+    s = prepare(tiny_log(CORRECT_12), MODELS, test_frac=0.5, seed=3, reliability={"pre": stub})
+    assert s.ctx.reliability("pre") is stub

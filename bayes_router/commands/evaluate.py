@@ -49,6 +49,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--draws", type=int, default=500, help="posterior draws per chain (default 500)")
     p.add_argument("--tune", type=int, default=500, help="tuning steps per chain (default 500)")
     p.add_argument("--chains", type=int, default=2, help="chains (default 2)")
+    p.add_argument("--pre-posterior", default=None, metavar="POSTERIOR.nc",
+                   help="reuse a pre-call posterior from `bayes-router fit` (must be fitted on this very split)")
+    p.add_argument("--post-posterior", default=None, metavar="POSTERIOR.nc",
+                   help="reuse a post-call posterior from `bayes-router fit` (must be fitted on this very split)")
     p.add_argument("--n-boot", type=int, default=1000, metavar="B",
                    help="bootstrap resamples of the test questions (default 1000)")
     p.add_argument("--no-frontiers", action="store_true",
@@ -90,6 +94,16 @@ def run(args: argparse.Namespace) -> int:
         if wanted & text_based:
             raise InputError(f"{questions_path(args.log)}: question texts not found; they are needed by "
                              f"{sorted(wanted & text_based)} (or leave those out with --policies)")
+    reliability = {}
+    if args.pre_posterior or args.post_posterior:
+        from ..reliability import ReliabilityModel
+
+        for stage, path in (("pre", args.pre_posterior), ("post", args.post_posterior)):
+            if path:
+                rm = ReliabilityModel.load(path)
+                if rm.stage != stage:
+                    raise InputError(f"{path}: a {rm.stage}-call posterior, expected {stage}-call")
+                reliability[stage] = rm
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning)
         results = evaluate(
@@ -97,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
             cost_scale=args.cost_scale, seed=args.seed, policies=policies,
             sampler_config={"sampler": args.sampler, "draws": args.draws, "tune": args.tune, "chains": args.chains},
             progress=not args.no_progress, n_boot=args.n_boot, frontiers=not args.no_frontiers,
+            reliability=reliability or None,
         )
     path = write_json(args.output, results)
     print(format_table(results))
