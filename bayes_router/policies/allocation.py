@@ -24,6 +24,9 @@ unknown before a call), so the realized cost charged can differ a little.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import warnings
 
 import numpy as np
@@ -118,13 +121,14 @@ def allocate_mip(P, C, budget_usd: float, time_limit_s: float = 60.0) -> tuple[n
     rows = np.repeat(np.arange(n), m)
     one_per_q = sparse.csr_matrix((np.ones(n * m), (rows, np.arange(n * m))), shape=(n, n * m))
     budget_row = sparse.csr_matrix(C.reshape(1, -1) * scale)
-    res = milp(
-        c=-P.ravel(),
-        constraints=[LinearConstraint(one_per_q, 1, 1), LinearConstraint(budget_row, -np.inf, 1.0)],
-        integrality=np.ones(n * m),
-        bounds=Bounds(0, 1),
-        options={"time_limit": time_limit_s, "mip_rel_gap": 1e-6, "disp": False},
-    )
+    with _silence_fd1():
+        res = milp(
+            c=-P.ravel(),
+            constraints=[LinearConstraint(one_per_q, 1, 1), LinearConstraint(budget_row, -np.inf, 1.0)],
+            integrality=np.ones(n * m),
+            bounds=Bounds(0, 1),
+            options={"time_limit": time_limit_s, "mip_rel_gap": 1e-6, "disp": False},
+        )
     if res.x is None:
         warnings.warn(f"mip: HiGHS found no solution ({res.message}); using the cheapest model everywhere",
                       stacklevel=2)
@@ -133,6 +137,26 @@ def allocate_mip(P, C, budget_usd: float, time_limit_s: float = 60.0) -> tuple[n
     pick = _repair_budget(P, C, pick, budget_usd)
     status = "optimal" if res.status == 0 else f"time limit ({res.message})"
     return pick, status
+
+
+@contextlib.contextmanager
+def _silence_fd1():
+    """Mute file descriptor 1 during the solve: HiGHS occasionally prints debug lines
+    from C++ even with disp=False, which would break the CLI's table."""
+    try:
+        saved = os.dup(1)
+    except OSError:  # no real stdout (embedded interpreters)
+        yield
+        return
+    sys.stdout.flush()  # what Python buffered so far still goes out
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _repair_budget(P, C, pick, budget_usd):
