@@ -89,7 +89,7 @@ def _gaps(y: np.ndarray, p: np.ndarray, n_bins: int, strategy: str) -> tuple[np.
 
 def reliability_table(y, p, n_bins: int = 10, strategy: str = "uniform") -> pd.DataFrame:
     """One row per bin: lower, upper, count, mean_predicted, observed_rate, its Jeffreys 95%
-    interval (ci95_lo, ci95_hi) and gap = observed_rate - mean_predicted. Empty bins have
+    interval (ci95_lo, ci95_hi; reaching 0 or 1 when a bin has no successes or failures) and gap = observed_rate - mean_predicted. Empty bins have
     count 0 and NaN rates."""
     from scipy.stats import beta as beta_dist
 
@@ -101,6 +101,9 @@ def reliability_table(y, p, n_bins: int = 10, strategy: str = "uniform") -> pd.D
         rate = k / count
     lo = np.where(count > 0, beta_dist.ppf(0.025, k + 0.5, count - k + 0.5), np.nan)
     hi = np.where(count > 0, beta_dist.ppf(0.975, k + 0.5, count - k + 0.5), np.nan)
+    # Brown, Cai & DasGupta's boundary fix: with no successes (failures) the interval reaches 0 (1)
+    lo = np.where((count > 0) & (k == 0), 0.0, lo)
+    hi = np.where((count > 0) & (k == count), 1.0, hi)
     return pd.DataFrame({
         "lower": edges[:-1], "upper": edges[1:], "count": count.astype(np.int64), "mean_predicted": mean_p,
         "observed_rate": rate, "ci95_lo": lo, "ci95_hi": hi, "gap": rate - mean_p,
@@ -201,7 +204,7 @@ def plot_reliability_diagram(y=None, p=None, *, table: pd.DataFrame | None = Non
             any(line.get_label() == "perfect calibration" for line in ax.get_lines()) else None)
     yerr = None
     if show_intervals:
-        yerr = np.vstack([t["observed_rate"] - t["ci95_lo"], t["ci95_hi"] - t["observed_rate"]])
+        yerr = np.clip(np.vstack([t["observed_rate"] - t["ci95_lo"], t["ci95_hi"] - t["observed_rate"]]), 0, None)
     ax.errorbar(t["mean_predicted"], t["observed_rate"], yerr=yerr, marker="o", ms=4, lw=1.2, capsize=2,
                 label=label, color=color)
     ax.set_xlim(0, 1)

@@ -61,6 +61,9 @@ def test_reliability_table_counts_and_intervals():
         ne = t[t["count"] > 0]
         assert ((ne["ci95_lo"] <= ne["observed_rate"]) & (ne["observed_rate"] <= ne["ci95_hi"])).all()
         assert ((ne["lower"] <= ne["mean_predicted"]) & (ne["mean_predicted"] <= ne["upper"])).all()
+    # a bin with no successes gets an interval from 0 (Jeffreys with the boundary fix)
+    t0 = reliability_table(np.zeros(50, bool), np.full(50, 0.35), n_bins=10)
+    assert t0.loc[3, "ci95_lo"] == 0 and 0 < t0.loc[3, "ci95_hi"] < 0.1
     eq = reliability_table(y, p, n_bins=10, strategy="quantile")["count"]
     assert eq.max() - eq.min() <= 2  # equal mass
 
