@@ -181,4 +181,4 @@ reproduce: $(STAMP) ## the whole study: import, fit, notebooks, figures, reports
 	if [ $$st -ne 0 ] || [ $$st2 -ne 0 ]; then echo "make reproduce: some steps failed (see $(INDEX))" >&2; exit 1; fi
 
 clean: ## remove generated outputs (keeps .venv and downloaded data)
-	rm -rf reports/ $(LOG_DIR)/ bench/results.json
+	rm -rf reports/ $(LOG_DIR)/ $(POST_DIR)/ bench/results.json
