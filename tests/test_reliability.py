@@ -158,6 +158,16 @@ def test_predict_proba_matches_the_pymc_graph():
     np.testing.assert_allclose(P[:, 5], 1 / (1 + np.exp(-eta)), rtol=2e-4, atol=1e-6)
 
 
+def test_predict_proba_is_row_order_equivariant():
+    """Rows interleaved across models give the same per-row draws as rows grouped by model."""
+    _, test = split()
+    rm = fitted("post")
+    perm = np.random.default_rng(0).permutation(len(test))
+    P = rm.predict_proba(test)
+    # equal up to float32 rounding (BLAS blocks rows differently)
+    np.testing.assert_allclose(rm.predict_proba(test.iloc[perm]), P[:, perm], rtol=0, atol=1e-6)
+
+
 def test_predict_refuses_missing_covariate_values():
     _, test = split()
     rm = fitted("post")
