@@ -4,7 +4,8 @@ Each fit runs in its own (spawned) process so its peak resident memory is its ow
 Measured per sampler, on the post-call model of 3 models x 4000 questions:
 wall time (compilation included), sampling time, min bulk ESS over the reported
 variables, min bulk ESS per second of wall time, the convergence verdict, and peak
-RSS (MB). Then the time of ``predict_proba`` for 4000 questions x 3 models with
+RSS (MB), and CPU seconds (all threads; on a shared machine CPU seconds divided
+by the cores used estimate the unshared wall time). Then the time of ``predict_proba`` for 4000 questions x 3 models with
 1000 posterior draws (median of repeated runs). ``full_pool`` adds the pre- and
 post-call models on every model and question of the log.
 
@@ -57,12 +58,15 @@ def _fit_job(spec: dict, queue) -> None:
 
         calls, data = _bench_data(spec["log"], spec["models"], spec["questions"], spec["seed"])
         rm = ReliabilityModel(spec["stage"], sampler_config=spec.get("sampler_config"))
+        r0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             rm.fit(calls, sampler=spec["sampler"], draws=spec["draws"], tune=spec["tune"], chains=spec["chains"],
                    seed=spec["seed"], progress=spec["progress"])
         wall = time.perf_counter() - t0
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
         names = [v for v in REPORTED_VARS if v in rm.idata.posterior and rm.idata.posterior[v].size]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -76,7 +80,7 @@ def _fit_job(spec: dict, queue) -> None:
             "stage": spec["stage"], "sampler": spec["sampler"], "data": data, "n_calls": int(len(calls)),
             "n_likelihood_cells": rm.metadata.get("n_likelihood_cells"),
             "draws": spec["draws"], "tune": spec["tune"], "chains": int(rm.metadata["chains"]),
-            "wall_s": wall, "sampling_s": float(st["sampling_time"]) if "sampling_time" in st else None,
+            "wall_s": wall, "cpu_s": cpu, "sampling_s": float(st["sampling_time"]) if "sampling_time" in st else None,
             "min_bulk_ess": min_ess, "min_bulk_ess_per_s": min_ess / wall,
             "converged": report.passed, "diagnostics": report.to_dict(),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
