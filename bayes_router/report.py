@@ -441,6 +441,22 @@ def build_index(
         )
     parts.append("</table>")
     if summary is not None:
+        ov = summary.get("data_overview") or {}
+        if isinstance(ov.get("models"), dict) and ov["models"]:
+            parts.append(
+                f"<h2>Data overview</h2><p>{_fmt(ov.get('n_models'))} models × {_fmt(ov.get('n_common_questions'))} "
+                f"common questions; share some model answers correctly (the ceiling of any router): "
+                f"{_fmt(ov.get('oracle_accuracy'))}.</p><table><tr><th>model</th><th>accuracy</th><th>95% CI</th>"
+                "<th>USD per 1,000 calls</th><th>completion tokens per call</th></tr>"
+            )
+            for m, r in ov["models"].items():
+                cost = r.get("cost_per_call_usd")
+                parts.append(
+                    f"<tr><td>{html.escape(m)}</td><td>{_fmt(r.get('accuracy'))}</td><td>{_fmt(r.get('accuracy_ci95'))}</td>"
+                    f"<td>{'–' if cost is None else f'{cost * 1000:.3f}'}</td>"
+                    f"<td>{_fmt(r.get('completion_tokens_mean'), 0)}</td></tr>"
+                )
+            parts.append("</table>")
         if summary.get("pools"):
             parts.append("<h2>Policies per pool (held-out questions)</h2>")
             for pool, entry in summary["pools"].items():

@@ -52,7 +52,10 @@ def run_dirs(tmp_path):
         {"quick": True, "diagnostics": {"pre": {"pass": True}, "post": {"passed": False, "max_rhat": 1.05}}}))
     (res / "07_budget_sweep.json").write_text(json.dumps(
         {"models": ["s", "m", "b"], "quick": True, "aiq": {"mip": 0.5, "ndch": 0.45}, "budget_sweep": []}))
-    (res / "01_data_overview.json").write_text(json.dumps({"quick": False, "n_models": 3, "oracle_accuracy": 0.8}))
+    (res / "01_data_overview.json").write_text(json.dumps({
+        "quick": False, "n_models": 3, "n_common_questions": 10, "oracle_accuracy": 0.8,
+        "models": {"s": {"accuracy": 0.4, "accuracy_ci95": [0.3, 0.5], "cost_per_call_usd": 0.0002,
+                         "completion_tokens_mean": 120.0}}}))
     nbs = tmp_path / "reports" / "notebooks"
     _executed_notebook(nbs / "01_data_overview.ipynb", fail=False)
     _executed_notebook(nbs / "failed" / "02_reliability_model.ipynb", fail=True)
@@ -127,6 +130,7 @@ def test_cli_writes_summary_and_index(run_dirs, capsys):
     assert "ValueError: boom" in page
     assert "../figures/trio/frontier.png" in page and "../figures/trio/frontier.svg" in page
     assert "bayes-adaptive" in page and "summary.json" in page
+    assert "Data overview" in page and "<td>0.200</td>" in page  # USD per 1,000 calls
     # the Markdown table for the README: cost shown per 1,000 questions, cheapest first
     capsys.readouterr()
     assert report.main(["table", str(reports / "summary.json"), "--pool", "trio"]) == 0
