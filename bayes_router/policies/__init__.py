@@ -52,12 +52,7 @@ def default_policy_names(models: list[str]) -> list[str]:
 
 # Registration happens on import; these modules need only numpy/pandas at import time
 # (scikit-learn, scipy.optimize and PyMC load inside fit/route).
-from . import allocation, learned, simple  # noqa: E402,F401
-
-try:  # P2's policies; the guard goes once they land
-    from . import adaptive, cascade  # noqa: E402,F401
-except ImportError:  # pragma: no cover
-    pass
+from . import adaptive, allocation, cascade, learned, simple  # noqa: E402,F401
 
 __all__ = ["REGISTRY", "Policy", "RoutingContext", "TestCalls", "default_policy_names",
            "expected_cost", "make_policy", "register"]
