@@ -71,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     except BayesRouterError as exc:
         print(f"bayes-router {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a path that cannot be read or written (permissions, a folder, a full disk)
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"bayes-router {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"bayes-router {args.command}: interrupted; no output written", file=sys.stderr)
         return 130

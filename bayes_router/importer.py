@@ -25,6 +25,7 @@ import os
 import re
 import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,8 +93,9 @@ def _read_json_bytes(path: Path) -> bytes:
             if len(names) != 1:
                 raise InputError(f"{path}: expected one .json file in the zip, found {len(names)}")
             return zf.read(names[0])
-    except zipfile.BadZipFile:
-        raise InputError(f"{path}: not a valid zip file (corrupt or truncated)") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        # BadZipFile: bad header or CRC; zlib.error / EOFError: a damaged or cut compressed body
+        raise InputError(f"{path}: not a valid zip file (corrupt or truncated: {exc})") from None
 
 
 def read_records(path: Path) -> tuple[list[dict], int]:

@@ -110,4 +110,8 @@ def load_questions(log_path: str | os.PathLike) -> pd.DataFrame:
             f"{qp}: question texts not found beside {log_path} "
             "(text-based routers need them; import-mmlu-pro and simulate write them)"
         )
-    return _validate_questions(pd.read_parquet(qp), where=str(qp))
+    try:
+        frame = pd.read_parquet(qp)
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        raise InputError(f"{qp}: not a readable Parquet file ({exc.__class__.__name__}: {exc})") from None
+    return _validate_questions(frame, where=str(qp))

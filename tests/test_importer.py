@@ -118,8 +118,22 @@ def _run_cli(src: Path, out: Path, capsys, *extra) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
+def _damage_zip_body(path: Path) -> None:
+    """A zip whose directory and headers are intact but whose compressed data is cut short."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(path.stem + ".json", json.dumps([_record(i) for i in range(1, 40)]))
+    data = bytearray(path.read_bytes())
+    name_len, extra_len = int.from_bytes(data[26:28], "little"), int.from_bytes(data[28:30], "little")
+    start = 30 + name_len + extra_len + 8  # past the local header, a few bytes into the deflate stream
+    body = data.index(b"PK\x01\x02")  # start of the central directory: the data lies before it
+    for i in range(start, body - 10):
+        data[i] = 0xFF
+    path.write_bytes(bytes(data))
+
+
 BAD_CASES = {
     "corrupt zip": lambda d: (d / "model_outputs_Yi-6B_5shots.zip").write_bytes(b"PK\x03\x04 not really a zip"),
+    "damaged zip body": lambda d: _damage_zip_body(d / "model_outputs_Yi-6B_5shots.zip"),
     "json not a list": lambda d: (d / "model_outputs_Yi-6B_5shots.json").write_text(json.dumps({"a": 1})),
     "invalid json": lambda d: (d / "model_outputs_Yi-6B_5shots.json").write_text("[{not json"),
     "record missing answer": lambda d: _write_zip(
@@ -130,6 +144,7 @@ BAD_CASES = {
 }
 EXPECTED = {
     "corrupt zip": "not a valid zip",
+    "damaged zip body": "not a valid zip",
     "json not a list": "expected a JSON list",
     "invalid json": "not valid JSON",
     "record missing answer": "lacks field(s) ['answer']",
@@ -152,6 +167,16 @@ def test_bad_input_is_refused_and_nothing_written(case, tmp_path, capsys):
     assert err.count("\n") == 1 and "Traceback" not in err
     assert not out.exists()
     assert not any(out.parent.glob("*")) if out.parent.exists() else True
+
+
+def test_unwritable_output_is_one_line_not_a_traceback(tmp_path, capsys):
+    _write_zip(tmp_path / "model_outputs_gemma-7b_5shots.zip", [_record(1)])
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "log.parquet").mkdir()  # the output path is a folder
+    code, err = _run_cli(tmp_path / "model_outputs_gemma-7b_5shots.zip", tmp_path / "taken" / "log.parquet", capsys)
+    assert code == 2
+    assert err.startswith("bayes-router import-mmlu-pro: error:") and err.count("\n") == 1
+    assert (tmp_path / "taken" / "log.parquet").is_dir()
 
 
 def test_empty_folder_and_missing_path_are_refused(tmp_path, capsys):
