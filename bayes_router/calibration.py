@@ -91,7 +91,7 @@ def reliability_table(y, p, n_bins: int = 10, strategy: str = "uniform") -> pd.D
     """One row per bin: lower, upper, count, mean_predicted, observed_rate, its Jeffreys 95%
     interval (ci95_lo, ci95_hi; reaching 0 or 1 when a bin has no successes or failures) and gap = observed_rate - mean_predicted. Empty bins have
     count 0 and NaN rates."""
-    from scipy.stats import beta as beta_dist
+    from .overview import jeffreys_interval
 
     y, p = _check_yp(y, p)
     edges = bin_edges(p, n_bins, strategy)
@@ -99,11 +99,10 @@ def reliability_table(y, p, n_bins: int = 10, strategy: str = "uniform") -> pd.D
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_p = sp / count
         rate = k / count
-    lo = np.where(count > 0, beta_dist.ppf(0.025, k + 0.5, count - k + 0.5), np.nan)
-    hi = np.where(count > 0, beta_dist.ppf(0.975, k + 0.5, count - k + 0.5), np.nan)
-    # Brown, Cai & DasGupta's boundary fix: with no successes (failures) the interval reaches 0 (1)
-    lo = np.where((count > 0) & (k == 0), 0.0, lo)
-    hi = np.where((count > 0) & (k == count), 1.0, hi)
+    lo, hi = np.full(len(count), np.nan), np.full(len(count), np.nan)
+    ne = count > 0
+    if ne.any():
+        lo[ne], hi[ne] = jeffreys_interval(k[ne], count[ne])
     return pd.DataFrame({
         "lower": edges[:-1], "upper": edges[1:], "count": count.astype(np.int64), "mean_predicted": mean_p,
         "observed_rate": rate, "ci95_lo": lo, "ci95_hi": hi, "gap": rate - mean_p,

@@ -9,7 +9,6 @@
 * :func:`held_out_scores` -- log score and Brier score on held-out questions against a
   plain logistic regression (scikit-learn) on the same features, with paired
   bootstrap intervals over questions for the differences.
-* :func:`calibration_table` -- reliability diagram data with Jeffreys intervals.
 """
 
 from __future__ import annotations
@@ -306,49 +305,7 @@ def held_out_scores(rm, train_log: pd.DataFrame, test_log: pd.DataFrame, n_boot:
     return out
 
 
-def calibration_table(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> pd.DataFrame:
-    """Reliability-diagram data: equal-count bins of predicted p; observed frequency with a Jeffreys 95% interval."""
-    from scipy.stats import beta as beta_dist
-
-    y = np.asarray(y, dtype=bool)
-    p = np.asarray(p, dtype=float)
-    order = np.argsort(p, kind="stable")
-    bins = np.array_split(order, min(n_bins, max(1, len(p))))
-    rows = []
-    for b in bins:
-        if len(b) == 0:
-            continue
-        k, n = int(y[b].sum()), len(b)
-        rows.append({"p_mean": float(p[b].mean()), "observed": k / n, "n": n,
-                     "lo": float(beta_dist.ppf(0.025, k + 0.5, n - k + 0.5)),
-                     "hi": float(beta_dist.ppf(0.975, k + 0.5, n - k + 0.5))})
-    return pd.DataFrame(rows)
-
-
-def expected_calibration_error(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> float:
-    """ECE: count-weighted mean |observed - predicted| over equal-count bins."""
-    t = calibration_table(y, p, n_bins)
-    return float((t["n"] * (t["observed"] - t["p_mean"]).abs()).sum() / t["n"].sum())
-
-
 # ----------------------------------------------------------------------------- plots
-def plot_calibration(table: pd.DataFrame, ax=None, label: str = "held-out calls"):
-    """Reliability diagram from :func:`calibration_table`; returns the axes."""
-    import matplotlib.pyplot as plt
-
-    ax = ax or plt.subplots(figsize=(5, 5))[1]
-    ax.plot([0, 1], [0, 1], ls="--", color="grey", label="perfect calibration")
-    ax.errorbar(table["p_mean"], table["observed"],
-                yerr=[table["observed"] - table["lo"], table["hi"] - table["observed"]],
-                marker="o", capsize=3, label=f"{label} (Jeffreys 95%)")
-    ax.set_xlabel("predicted P(correct) (posterior mean)")
-    ax.set_ylabel("observed fraction correct")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.legend(loc="upper left")
-    return ax
-
-
 def plot_ppc_accuracy(table: pd.DataFrame, ax=None):
     """Observed vs replicated accuracy per model x subject (from :func:`ppc_accuracy`); returns the axes."""
     import matplotlib.pyplot as plt

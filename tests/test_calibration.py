@@ -12,6 +12,7 @@ import pytest
 from scipy.special import expit
 from sklearn import metrics as skm
 
+from bayes_router import calibration as cal
 from bayes_router.calibration import (
     HistogramBucketing,
     TemperatureScaling,
@@ -167,3 +168,17 @@ def test_calibration_study_real_smoke(real_trio_log_path):
     raw = res.metrics[res.metrics["recalibration"] == "none"].set_index(["predictor", "model"])["mean_predicted"]
     for pred in ("classifier", "bayes-pre"):
         assert raw[(pred, trio[2])] > raw[(pred, trio[0])] + 0.05, raw
+
+
+def test_reliability_table_equal_mass_bins_hold_their_rates():
+    rng = np.random.default_rng(3)
+    p = rng.uniform(size=20_000)
+    y = rng.uniform(size=p.size) < p
+    t = cal.reliability_table(y, p, n_bins=10, strategy="quantile")
+    assert len(t) == 10 and t["count"].sum() == p.size
+    assert (t["count"].between(1_900, 2_100)).all()  # equal mass
+    assert ((t["ci95_lo"] <= t["observed_rate"]) & (t["observed_rate"] <= t["ci95_hi"])).all()
+    # a bin with no successes: its Jeffreys interval reaches 0
+    t0 = cal.reliability_table(np.zeros(50, bool), np.full(50, 0.05), n_bins=5)
+    assert t0.loc[t0["count"] > 0, "ci95_lo"].eq(0.0).all()
+

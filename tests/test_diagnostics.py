@@ -93,14 +93,3 @@ def test_held_out_scores_against_logistic_regression():
             assert lo <= d[m]["bayes_minus_other"] <= hi
     # post-call information must beat the per-model base rate clearly
     assert res["differences"]["bayes_vs_base_rate"]["log_score"]["ci95"][0] > 0
-
-
-def test_calibration_table_and_ece():
-    rng = np.random.default_rng(3)
-    p = rng.uniform(size=20_000)
-    y = rng.uniform(size=p.size) < p
-    t = dg.calibration_table(y, p, n_bins=10)
-    assert len(t) == 10 and t["n"].sum() == p.size
-    assert ((t["lo"] <= t["observed"]) & (t["observed"] <= t["hi"])).all()
-    assert dg.expected_calibration_error(y, p) < 0.03
-    assert dg.expected_calibration_error(y, np.clip(p + 0.3, 0, 1)) > 0.15  # miscalibrated on purpose
