@@ -245,6 +245,10 @@ def evaluate(
         results_policies[name] = summarize_policy(
             outcome.correct, outcome.cost_usd, outcome.n_calls, idx, second_call_rate=policy.may_call_twice
         )
+        if policy.name == "bayes-adaptive":  # its decisions of the default run (sweeps work on copies)
+            from .policies.adaptive import combining_summary
+
+            results_policies[name]["combining"] = combining_summary(policy.decisions_, setup.test_calls().answers())
         if policy.knob is not None:
             results_policies[name]["knob"] = {policy.knob: _jsonable(policy.params.get(policy.knob))}
         if frontiers and policy.knob is not None:

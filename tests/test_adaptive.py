@@ -15,6 +15,7 @@ from bayes_router.policies.adaptive import (
     ErrorCorrelation,
     _std_normal_quadrature,
     combine_answers,
+    combining_summary,
     conditional_success,
     joint_correct_probability,
     letter_posterior,
@@ -177,6 +178,16 @@ def test_adaptive_on_hand_made_log_exact_accuracy_and_cost():
     dec = pol.decisions_.set_index("question_id")
     assert dec.loc[104, "changed"] and dec.loc[105, "changed"] and not dec.loc[101, "changed"]
     assert dec["n_calls"].tolist() == [1, 1, 2, 2, 2]
+    # combining, counted by hand: 103 (no letter -> A) and 104 (B -> A) helped, 105 (A -> C) hurt
+    summary = combining_summary(pol.decisions_, truth)
+    assert summary["changed_rate"] == pytest.approx(3 / 5)
+    assert (summary["changed_and_helped"], summary["changed_and_hurt"], summary["changed_neither"]) == (2, 1, 0)
+    assert summary["accuracy_first_answer_on_multi_call"] == pytest.approx(1 / 3)
+    assert summary["accuracy_final_answer_on_multi_call"] == pytest.approx(2 / 3)
+    # Noisy-OR on the first two: 103 A (the only letter), 104 A (0.9 > 0.1), 105 C (0.9 > 0.1)
+    assert dec["noisy_or_answer_first_two"].tolist()[2:] == ["A", "A", "C"]
+    assert summary["accuracy_noisy_or_on_two_calls"] == pytest.approx(2 / 3)
+    assert summary["second_call_rate"] == pytest.approx(3 / 5) and summary["third_call_rate"] == 0.0
 
 
 def test_adaptive_free_calls_call_everything_and_expensive_calls_call_once():

@@ -39,7 +39,13 @@ def test_results_have_the_design_shape(tiny_run):
     assert {"schema_version", "models", "seed", "cost_scale", "train_question_ids", "test_question_ids",
             "policies", "frontiers", "aiq"} <= set(r)
     assert r["schema_version"] == 1 and r["models"] == MODELS and r["seed"] == 3 and r["cost_scale"] == 100.0
-    assert set(r["policies"]) == set(default_policy_names(MODELS))
+    assert set(r["policies"]) == {f"always:{m}" for m in MODELS} | {
+        "random", "oracle", "bayes-adaptive", "cascade", "threshold", "ndch", "ndch-p", "mip", "knn", "mf",
+        "classifier"}  # DESIGN.md's names, written out
+    comb = r["policies"]["bayes-adaptive"]["combining"]  # how often combining changed the answer, and if it helped
+    n_changed = comb["changed_and_helped"] + comb["changed_and_hurt"] + comb["changed_neither"]
+    assert n_changed == round(comb["changed_rate"] * comb["n_questions"])
+    assert comb["n_questions"] == len(r["test_question_ids"])
     for name, entry in r["policies"].items():
         assert DESIGN_POLICY_KEYS <= set(entry), name
         assert ("second_call_rate" in entry) == REGISTRY[name.split(":")[0]].may_call_twice

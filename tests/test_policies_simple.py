@@ -122,10 +122,12 @@ def test_answer_without_a_call_is_refused(setup):
 
 
 def test_registry_names_and_errors():
-    for name in ("random", "oracle", "threshold", "ndch", "ndch-p", "mip", "knn", "mf", "classifier"):
-        assert name in REGISTRY
+    # the policy names of DESIGN.md, written out: a policy that fails to register fails here
+    design = ["random", "oracle", "bayes-adaptive", "cascade", "threshold", "ndch", "ndch-p", "mip", "knn", "mf",
+              "classifier"]
+    assert sorted(n for n in REGISTRY if n != "always") == sorted(design)
     names = default_policy_names(MODELS)
-    assert names[:3] == ["always:s", "always:m", "always:b"]
+    assert names == ["always:s", "always:m", "always:b", *design]
     with pytest.raises(InputError, match="unknown policy"):
         make_policy("no-such-policy")
     with pytest.raises(InputError, match="unknown parameter"):

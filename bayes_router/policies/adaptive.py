@@ -410,6 +410,46 @@ def _mean_proba(rm, calls: pd.DataFrame, n_draws: int | None = None) -> np.ndarr
     return np.asarray(rm.predict_proba(calls, **kwargs), dtype=float).mean(axis=0)
 
 
+def combining_summary(decisions: pd.DataFrame, truth: pd.Series) -> dict:
+    """How often combining changed the first answer, and whether that helped.
+
+    ``decisions``: :attr:`BayesAdaptivePolicy.decisions_` (one row per test question);
+    ``truth``: the correct letter indexed by question_id. Returns shares of questions
+    (second/third call rate, changed rate), counts of changes that turned a wrong first
+    answer right (``changed_and_helped``), a right one wrong (``changed_and_hurt``) or
+    neither, accuracy of the first and of the final answer on the questions with two or
+    more calls, and, on the questions with exactly two calls, the accuracy of the final
+    answer (letter posterior with learned error correlation) against the issue's
+    Noisy-OR rule under independence (same letters: that letter; else the larger p).
+    """
+    dec = decisions.copy()
+    answer = truth.reindex(dec["question_id"]).to_numpy()
+
+    def right(col):
+        return pd.Series(dec[col].to_numpy() == answer, index=dec.index).fillna(False).astype(bool)
+
+    first_right, final_right = right("first_answer"), right("final_answer")
+    changed = dec["changed"].astype(bool)
+    multi = dec["n_calls"] >= 2
+    two = dec["n_calls"] == 2
+    out = {
+        "n_questions": int(len(dec)),
+        "second_call_rate": float(multi.mean()) if len(dec) else 0.0,
+        "third_call_rate": float((dec["n_calls"] >= 3).mean()) if len(dec) else 0.0,
+        "changed_rate": float(changed.mean()) if len(dec) else 0.0,
+        "changed_and_helped": int((changed & final_right & ~first_right).sum()),
+        "changed_and_hurt": int((changed & ~final_right & first_right).sum()),
+        "changed_neither": int((changed & ~final_right & ~first_right).sum()),
+        "n_multi_call": int(multi.sum()),
+        "accuracy_first_answer_on_multi_call": float(first_right[multi].mean()) if multi.any() else None,
+        "accuracy_final_answer_on_multi_call": float(final_right[multi].mean()) if multi.any() else None,
+        "n_two_calls": int(two.sum()),
+        "accuracy_final_on_two_calls": float(final_right[two].mean()) if two.any() else None,
+        "accuracy_noisy_or_on_two_calls": float(right("noisy_or_answer_first_two")[two].mean()) if two.any() else None,
+    }
+    return out
+
+
 @register
 class BayesAdaptivePolicy(Policy):
     """``bayes-adaptive``: first call by pre-call expected utility, further calls by
@@ -530,8 +570,11 @@ class BayesAdaptivePolicy(Policy):
             answers.append(final)
             first_letter = state[r][0][1]
             pp = log_rows[r]["p_post"]
-            nor = (combine_answers(first_letter, pp[0], state[r][1][1], pp[1])[1][0]
-                   if len(state[r]) >= 2 else np.nan)
+            if len(state[r]) >= 2:  # the issue's Noisy-OR rule on the first two answers, for comparison
+                nor_letters, nor_p, _ = combine_answers(first_letter, pp[0], state[r][1][1], pp[1])
+                nor_letter, nor = nor_letters[0], nor_p[0]
+            else:
+                nor_letter, nor = None, np.nan
             records.append({
                 "question_id": int(qids[r]),
                 "models_called": [models[c[0]] for c in state[r]],
@@ -542,6 +585,7 @@ class BayesAdaptivePolicy(Policy):
                 "final_answer": final,
                 "p_final": float(support.max()) if len(support) else 0.0,
                 "p_noisy_or_first_two": float(nor),
+                "noisy_or_answer_first_two": nor_letter,
                 "voi_second": log_rows[r]["voi_second"],
                 "changed": final != first_letter,
             })
