@@ -224,8 +224,10 @@ def test_cli_fit_writes_posterior_with_split_and_strict_fails_on_tiny_run(sim_lo
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         code = main(args + ["--strict"])
-    text = capsys.readouterr().out
+    captured = capsys.readouterr()
+    text = captured.out
     assert code == 1  # 80 draws cannot reach bulk ESS 400: --strict must fail
+    assert "--strict: convergence diagnostics failed" in captured.err
     assert "covariates used" in text and "r_hat_max" in text and "held-out" in text
     idata = az.from_netcdf(out)
     train_ids, test_ids = json.loads(idata.attrs["train_question_ids"]), json.loads(idata.attrs["test_question_ids"])

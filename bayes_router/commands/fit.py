@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 HELP = "fit a hierarchical Bayesian reliability model (pre- or post-call) to a call log"
@@ -113,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         for f in report.failures:
             warnings.warn(f"diagnostic failed: {f}", stacklevel=1)
         if args.strict:
-            print("bayes-router fit: --strict: convergence diagnostics failed (posterior written for inspection)")
+            print("bayes-router fit: --strict: convergence diagnostics failed (posterior written for inspection)",
+                  file=sys.stderr)
             return 1
     return 0
