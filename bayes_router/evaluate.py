@@ -224,6 +224,9 @@ def evaluate(
     if len(set(names)) != len(names):
         raise InputError(f"--policies: a policy is listed twice: {names}")
     policy_params = policy_params or {}
+    outside = [n for n in names if n.startswith("always:") and n[len("always:"):] not in models]
+    if outside:  # refused before any posterior is fitted
+        raise InputError(f"--policies: {outside} name models that are not in the pool {models}")
     built = {name: make_policy(name, **policy_params.get(name, {})) for name in names}  # errors before fitting
     big_name = f"always:{models[-1]}"
 

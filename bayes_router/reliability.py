@@ -378,14 +378,16 @@ class ReliabilityModel:
         """
         import pymc as pm
 
-        model = self.build_model(train_log)
+        # a fresh instance builds the model, so a fitted one keeps its coordinates and standardization
+        shadow = ReliabilityModel(self.stage, self.model_config, self.sampler_config)
+        model = shadow.build_model(train_log)
         with model, warnings.catch_warnings():
             warnings.simplefilter("ignore")
             prior = pm.sample_prior_predictive(draws=samples, random_seed=seed, var_names=["correct"])
         y = prior.prior_predictive["correct"].to_numpy().reshape(samples, -1)
         m_idx = model["model_idx"].get_value()
         out = {}
-        for i, m in enumerate(self.models):
+        for i, m in enumerate(shadow.models):
             sel = m_idx == i
             n_calls = int((train_log["model"].astype(str) == m).sum())  # unparsed calls count as wrong
             out[m] = y[:, sel].sum(1) / max(n_calls, 1)

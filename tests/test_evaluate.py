@@ -136,6 +136,7 @@ def test_cli_writes_results_and_refuses_bad_input(tmp_path, sim_log_path, capsys
         (["--models", "small,big", "--policies", "always:small,bogus"], "unknown policy"),
         (["--models", "small,big", "--test-frac", "1.5"], "--test-frac"),
         (["--models", "small,big", "--cost-scale", "-1"], "--cost-scale"),
+        (["--models", "small,big", "--policies", "always:mid,oracle"], "not in the pool"),
     ]:
         rc = main(["evaluate", str(sim_log_path), *args, "--no-progress", "-o", str(bad)])
         err = capsys.readouterr().err

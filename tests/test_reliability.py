@@ -190,11 +190,23 @@ def test_save_load_round_trip_gives_identical_predictions(tmp_path):
     assert rm2.metadata["train_question_ids"] == rm.metadata["train_question_ids"]
 
 
-def test_same_seed_same_draws():
+def test_prior_predictive_check_leaves_a_fitted_model_unchanged():
+    train, test = split()
+    rm = fitted("pre")
+    before = rm.predict_proba(test)
+    other = test.sample(150, random_state=0)  # other rows, so another standardization
+    prior = rm.prior_predictive_accuracy(other, samples=50, seed=2)
+    assert prior.shape == (50, 3) and list(prior.columns) == sorted(other["model"].unique())
+    assert ((prior >= 0) & (prior <= 1)).all().all() and prior.std().min() > 0.05  # priors are not degenerate
+    np.testing.assert_array_equal(rm.predict_proba(test), before)
+
+
+@pytest.mark.parametrize("sampler", ["pymc", "nutpie"])
+def test_same_seed_same_draws(sampler):
     log, _ = simulated()
     small = log[log["question_id"] < 80]
-    a = _quiet_fit(ReliabilityModel("pre"), small, draws=60, tune=60, seed=5)
-    b = _quiet_fit(ReliabilityModel("pre"), small, draws=60, tune=60, seed=5)
+    a = _quiet_fit(ReliabilityModel("pre"), small, draws=60, tune=60, seed=5, sampler=sampler)
+    b = _quiet_fit(ReliabilityModel("pre"), small, draws=60, tune=60, seed=5, sampler=sampler)
     np.testing.assert_array_equal(a.idata.posterior["alpha"].to_numpy(), b.idata.posterior["alpha"].to_numpy())
     assert not np.array_equal(a.idata.posterior["alpha"].to_numpy()[0], a.idata.posterior["alpha"].to_numpy()[1])
 
