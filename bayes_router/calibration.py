@@ -407,12 +407,14 @@ def calibration_study(
                 base[name][part] = P.stack().reindex(
                     pd.MultiIndex.from_arrays([rows["question_id"], rows["model"].astype(str)])).to_numpy()
         else:
+            from .diagnostics import convergence_report
             from .reliability import ReliabilityModel
 
             stage = name.split("-", 1)[1]
             rm = ReliabilityModel(stage=stage)
             rm.fit(fit_log, sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed, progress=False)
-            diagnostics[name] = _nuts_diagnostics(rm.idata) if sampler != "advi" else {"sampler": "advi"}
+            diagnostics[name] = (convergence_report(rm.idata).to_dict() if sampler != "advi"
+                                 else {"sampler": "advi"})
             base[name] = {part: rm.predict_proba(rows).astype(float).mean(axis=0) for part, rows in rows_of.items()}
 
     preds, temps = [], []
@@ -449,11 +451,3 @@ def calibration_table(predictions: pd.DataFrame, n_bins: int = 15, n_boot: int =
             rows.append({"predictor": pred, "recalibration": recal, "model": m, **met})
     return pd.DataFrame(rows)
 
-
-def _nuts_diagnostics(idata) -> dict:
-    import arviz as az
-
-    s = az.summary(idata, kind="diagnostics")
-    div = int(idata.sample_stats["diverging"].sum()) if "diverging" in idata.sample_stats else 0
-    return {"max_r_hat": float(s["r_hat"].max()), "min_ess_bulk": float(s["ess_bulk"].min()),
-            "min_ess_tail": float(s["ess_tail"].min()), "divergences": div}
