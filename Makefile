@@ -151,8 +151,12 @@ define run_notebook
 	     echo "FAILED: notebooks/$(1) (executed copy in $(EXEC_DIR)/failed/$(notdir $@))" >&2; exit 1; fi
 endef
 
+# the trio's notebook 03 reuses the fit step's posteriors (same pool, questions, split and seed)
+NB03_PARAMS_trio := -p PRE_POSTERIOR $(abspath $(POST_DIR)/trio_pre.nc) -p POST_POSTERIOR $(abspath $(POST_DIR)/trio_post.nc)
+$(EXEC_DIR)/$(NB03)_trio.ipynb: $(POSTERIORS)
+
 $(EXEC_DIR)/$(NB03)_%.ipynb: notebooks/$(NB03).ipynb $(NB_DEPS) | $(STAMP)
-	$(call run_notebook,$(NB03).ipynb,-p POOL $* -p MODELS $(POOL_$*),,/pools/$*)
+	$(call run_notebook,$(NB03).ipynb,-p POOL $* -p MODELS $(POOL_$*) $(NB03_PARAMS_$*),,/pools/$*)
 
 $(EXEC_DIR)/%.ipynb: notebooks/%.ipynb $(NB_DEPS) | $(STAMP)
 	$(call run_notebook,$*.ipynb,$(NB_PARAMS_$*),,)

@@ -197,3 +197,19 @@ def test_posterior_fitted_on_another_split_is_refused():
     stub.metadata = {"train_question_ids": ok.train_question_ids.tolist()}
     s = prepare(tiny_log(CORRECT_12), MODELS, test_frac=0.5, seed=3, reliability={"pre": stub})
     assert s.ctx.reliability("pre") is stub
+    # the same questions but another pool: refused too (the split alone cannot tell pools apart)
+    stub.models = ["s", "m", "other"]
+    with pytest.raises(InputError, match="not on this pool"):
+        prepare(tiny_log(CORRECT_12), MODELS, test_frac=0.5, seed=3, reliability={"pre": stub})
+
+
+def test_reliability_fits_carry_their_convergence_verdict(sim_log_path):
+    """A real (small, PyMC) fit inside evaluate: its diagnostics land in RESULTS.json's meta."""
+    from bayes_router import load_call_log
+
+    log = load_call_log(sim_log_path)
+    r = evaluate(log, ["small", "mid", "big"], n_questions=60, seed=1, policies=["threshold"], progress=False,
+                 n_boot=20, frontiers=False, sampler_config={"sampler": "pymc", "draws": 30, "tune": 30, "chains": 2})
+    verdict = r["meta"]["reliability_diagnostics"]["pre"]
+    assert verdict["passed"] is False and verdict["failures"]  # 60 draws cannot reach ESS 400
+    assert set(r["meta"]["reliability_diagnostics"]) == {"pre"}  # threshold needs no post-call model

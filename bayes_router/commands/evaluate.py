@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 HELP = "compare routing policies on held-out questions with honest cost accounting (RESULTS.json)"
@@ -46,8 +47,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, metavar="RESULTS.json", help="where to write the results")
     p.add_argument("--sampler", default="nutpie", choices=("nutpie", "pymc", "numpyro", "advi"),
                    help="sampler of the Bayesian reliability fits (default nutpie)")
-    p.add_argument("--draws", type=int, default=500, help="posterior draws per chain (default 500)")
-    p.add_argument("--tune", type=int, default=500, help="tuning steps per chain (default 500)")
+    p.add_argument("--draws", type=int, default=1000, help="posterior draws per chain (default 1000)")
+    p.add_argument("--tune", type=int, default=1000, help="tuning steps per chain (default 1000)")
     p.add_argument("--chains", type=int, default=2, help="chains (default 2)")
     p.add_argument("--pre-posterior", default=None, metavar="POSTERIOR.nc",
                    help="reuse a pre-call posterior from `bayes-router fit` (must be fitted on this very split)")
@@ -115,6 +116,10 @@ def run(args: argparse.Namespace) -> int:
         )
     path = write_json(args.output, results)
     print(format_table(results))
+    for stage, verdict in results["meta"].get("reliability_diagnostics", {}).items():
+        if not verdict.get("passed", True):
+            print(f"warning: the {stage}-call reliability posterior failed a convergence check: "
+                  + "; ".join(verdict.get("failures", [])), file=sys.stderr)
     print(f"wrote {path} ({results['meta']['n_train']} train / {results['meta']['n_test']} test questions) "
           f"in {time.perf_counter() - t0:.1f} s")
     return 0

@@ -225,6 +225,10 @@ class RoutingContext:
             self._reliability[stage] = rm
         return self._reliability[stage]
 
+    def reliability_models(self) -> dict:
+        """{stage: ReliabilityModel} of the stages fitted (or set) so far."""
+        return dict(self._reliability)
+
     def set_reliability(self, stage: str, model) -> None:
         """Use an already fitted ReliabilityModel (e.g. loaded from NetCDF) for ``stage``."""
         self._reliability[stage] = model
