@@ -213,3 +213,32 @@ def test_reliability_fits_carry_their_convergence_verdict(sim_log_path):
     verdict = r["meta"]["reliability_diagnostics"]["pre"]
     assert verdict["passed"] is False and verdict["failures"]  # 60 draws cannot reach ESS 400
     assert set(r["meta"]["reliability_diagnostics"]) == {"pre"}  # threshold needs no post-call model
+
+
+def test_quality_targets_on_a_hand_made_frontier():
+    from bayes_router.evaluate import quality_targets
+
+    results = {
+        "models": ["s", "b"],
+        "policies": {"always:b": {"accuracy": 0.60, "cost_per_question": 2.0},
+                     "bayes-adaptive": {"accuracy": 0.61, "cost_per_question": 1.5, "vs_big": {"cost_ratio": 0.75}}},
+        "aiq": {"oracle": 0.9, "bayes-adaptive": 0.55, "mip": 0.50, "always:b": 0.30},
+    }
+    frontier = pd.DataFrame({
+        "knob": "cost_scale", "value": [0.0, 50.0, 100.0, 400.0],
+        "accuracy": [0.62, 0.61, 0.58, 0.40], "accuracy_lo": [0.6, 0.59, 0.56, 0.38],
+        "accuracy_hi": [0.64, 0.63, 0.6, 0.42], "cost_per_question": [2.4, 1.5, 1.0, 0.5],
+    })
+    t = quality_targets(results, frontier)
+    assert t["reaches_big_accuracy_at_lower_cost"] is True
+    assert t["cheapest_knob_reaching_big_accuracy"]["value"] == 50.0  # 0.61 >= 0.60 at 1.5 < 2.0
+    assert t["cheapest_knob_reaching_big_accuracy"]["cost_fraction_of_big"] == pytest.approx(0.75)
+    assert t["best_accuracy_at_most_big_cost"] == 0.61  # the 0.62 point costs more than the big model
+    assert t["accuracy_at_cost_nearest_big"]["value"] == 0.0  # |2.4 - 2.0| = 0.4 < |1.5 - 2.0| = 0.5
+    assert t["aiq_ranking_non_oracle"] == ["bayes-adaptive", "mip", "always:b"]
+    assert t["highest_aiq_non_oracle"] is True and t["aiq_gap_to_best_other"] == pytest.approx(0.05)
+    worse = dict(results, aiq={"bayes-adaptive": 0.45, "mip": 0.50})
+    frontier_low = frontier.assign(accuracy=frontier["accuracy"] - 0.05)
+    t = quality_targets(worse, frontier_low)
+    assert t["reaches_big_accuracy_at_lower_cost"] is False and t["cheapest_knob_reaching_big_accuracy"] is None
+    assert t["highest_aiq_non_oracle"] is False and t["aiq_gap_to_best_other"] == pytest.approx(-0.05)
