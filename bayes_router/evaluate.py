@@ -26,9 +26,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .diagnostics import convergence_report
 from .errors import InputError
 from .metrics import aiq, bootstrap_indices, compare_to_reference, summarize_policy
 from .policies import default_policy_names, make_policy
+from .policies.adaptive import combining_summary
 from .policies.base import Policy, RoutingContext, TestCalls
 from .split import rows_for, sample_questions, train_test_split
 
@@ -254,8 +256,6 @@ def evaluate(
             outcome.correct, outcome.cost_usd, outcome.n_calls, idx, second_call_rate=policy.may_call_twice
         )
         if policy.name == "bayes-adaptive":  # its decisions of the default run (sweeps work on copies)
-            from .policies.adaptive import combining_summary
-
             results_policies[name]["combining"] = combining_summary(policy.decisions_, setup.test_calls().answers())
         if policy.knob is not None:
             results_policies[name]["knob"] = {policy.knob: _jsonable(policy.params.get(policy.knob))}
@@ -277,8 +277,6 @@ def evaluate(
     for stage, rm in setup.ctx.reliability_models().items():
         idata = getattr(rm, "idata", None)
         if idata is not None and "sample_stats" in idata.groups():  # NUTS fits (not ADVI, not stand-ins)
-            from .diagnostics import convergence_report
-
             reliability_diagnostics[stage] = convergence_report(idata).to_dict()
     results = {
         "schema_version": SCHEMA_VERSION,

@@ -432,7 +432,7 @@ def combining_summary(decisions: pd.DataFrame, truth: pd.Series) -> dict:
     changed = dec["changed"].astype(bool)
     multi = dec["n_calls"] >= 2
     two = dec["n_calls"] == 2
-    out = {
+    return {
         "n_questions": int(len(dec)),
         "second_call_rate": float(multi.mean()) if len(dec) else 0.0,
         "third_call_rate": float((dec["n_calls"] >= 3).mean()) if len(dec) else 0.0,
@@ -447,7 +447,6 @@ def combining_summary(decisions: pd.DataFrame, truth: pd.Series) -> dict:
         "accuracy_final_on_two_calls": float(final_right[two].mean()) if two.any() else None,
         "accuracy_noisy_or_on_two_calls": float(right("noisy_or_answer_first_two")[two].mean()) if two.any() else None,
     }
-    return out
 
 
 @register
