@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, logit
 
+from .diagnostics import convergence_report
 from .errors import InputError
 
 STRATEGIES = ("uniform", "quantile")  # equal-width, equal-mass bins
@@ -407,7 +408,6 @@ def calibration_study(
                 base[name][part] = P.stack().reindex(
                     pd.MultiIndex.from_arrays([rows["question_id"], rows["model"].astype(str)])).to_numpy()
         else:
-            from .diagnostics import convergence_report
             from .reliability import ReliabilityModel
 
             stage = name.split("-", 1)[1]

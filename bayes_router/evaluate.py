@@ -32,6 +32,7 @@ from .metrics import aiq, bootstrap_indices, compare_to_reference, summarize_pol
 from .policies import default_policy_names, make_policy
 from .policies.adaptive import combining_summary
 from .policies.base import Policy, RoutingContext, TestCalls
+from .reliability import check_fitted_on
 from .split import rows_for, sample_questions, train_test_split
 
 SCHEMA_VERSION = 1
@@ -110,17 +111,7 @@ def prepare(
         sampler_config={**DEFAULT_SAMPLER_CONFIG, **(sampler_config or {})}, prices=prices, progress=progress,
     )
     for stage, model in (reliability or {}).items():
-        fitted_models = getattr(model, "models", None)
-        if fitted_models and sorted(fitted_models) != sorted(models):
-            raise InputError(f"the {stage}-call posterior was fitted on the models {sorted(fitted_models)}, "
-                             f"not on this pool {sorted(models)}; refit it or leave it out")
-        fitted_on = getattr(model, "metadata", {}).get("train_question_ids")
-        if fitted_on is not None and sorted(int(q) for q in fitted_on) != train_ids.tolist():
-            raise InputError(
-                f"the {stage}-call posterior was fitted on other train questions than this split "
-                f"({len(fitted_on)} vs {len(train_ids)}); refit it with the same --models, --questions, "
-                "--test-frac and --seed, or leave it out"
-            )
+        check_fitted_on(model, models, train_ids, stage)
         ctx.set_reliability(stage, model)
     return EvaluationSetup(models, train_ids, test_ids, ctx, test_rows)
 

@@ -89,7 +89,6 @@ DEFAULT_MODEL_CONFIG: dict = {
     "sigma_slope": {"dist": "HalfNormal", "sigma": 0.5},  # between-model spread of slopes
     # per-model intercepts alpha. Measured on the trio x 4000 questions, post stage, nutpie:
     # non-centered alpha: min bulk ESS 90 (mu_alpha); centered alpha: mu_alpha ESS 1269.
-    # Slopes are always non-centered (centered slopes: 93 divergences, a sigma_slope funnel).
     "model_effects": {"parameterization": "centered"},
     # Measured on the trio x 4000 questions, post stage, nutpie, 2 x 1000 draws (seed 0):
     # non-centered subject effects: sigma_subject bulk ESS 372; centered: 3005 (600 calls per subject
@@ -99,7 +98,10 @@ DEFAULT_MODEL_CONFIG: dict = {
     "subject_effects": {"parameterization": "centered"},
     "slope_effects": {"parameterization": "zero-sum"},
 }
-_PARAMETERIZATIONS = ("centered", "non-centered", "zero-sum")
+#: The parameterizations each effect accepts (zero-sum innovations exist for the slopes only).
+_PARAMETERIZATIONS = {"model_effects": ("centered", "non-centered"),
+                      "subject_effects": ("centered", "non-centered"),
+                      "slope_effects": ("centered", "non-centered", "zero-sum")}
 
 #: Sampler settings. ``chains=None``: 4 where the machine has >= 4 cores, else 2.
 DEFAULT_SAMPLER_CONFIG: dict = {
@@ -171,9 +173,9 @@ class ReliabilityModel:
             if k not in self.model_config:
                 raise InputError(f"model_config: unknown prior {k!r} (known: {sorted(self.model_config)})")
             self.model_config[k] = {**self.model_config[k], **v}
-        for k in ("model_effects", "subject_effects", "slope_effects"):
-            if self.model_config[k]["parameterization"] not in _PARAMETERIZATIONS:
-                raise InputError(f"model_config: {k} parameterization must be one of {_PARAMETERIZATIONS}")
+        for k, allowed in _PARAMETERIZATIONS.items():
+            if self.model_config[k]["parameterization"] not in allowed:
+                raise InputError(f"model_config: {k} parameterization must be one of {allowed}")
         self.sampler_config = {**DEFAULT_SAMPLER_CONFIG, **(sampler_config or {})}
         self.idata = None
         self.models: list[str] = []
@@ -584,6 +586,29 @@ class ReliabilityModel:
         return f"ReliabilityModel(stage={self.stage!r}, {state}, covariates={self.covariates_used})"
 
 
+def check_fitted_on(model, models: Sequence[str], train_question_ids, stage: str | None = None) -> None:
+    """Refuse (InputError) a posterior fitted on another stage, pool or set of train questions.
+
+    The one check behind every reuse of a saved posterior (``evaluate.prepare``, the
+    notebooks). Stand-ins without ``models`` or ``metadata`` pass the parts they lack.
+    """
+    label = stage or getattr(model, "stage", "reliability")
+    if stage is not None and getattr(model, "stage", stage) != stage:
+        raise InputError(f"the posterior is a {model.stage}-call model, not a {stage}-call one")
+    fitted_models = getattr(model, "models", None)
+    if fitted_models and sorted(fitted_models) != sorted(models):
+        raise InputError(f"the {label}-call posterior was fitted on the models {sorted(fitted_models)}, "
+                         f"not on this pool {sorted(models)}; refit it or leave it out")
+    fitted_on = getattr(model, "metadata", {}).get("train_question_ids")
+    wanted = sorted(int(q) for q in train_question_ids)
+    if fitted_on is not None and sorted(int(q) for q in fitted_on) != wanted:
+        raise InputError(
+            f"the {label}-call posterior was fitted on other train questions than this split "
+            f"({len(fitted_on)} vs {len(wanted)}); refit it with the same --models, --questions, "
+            "--test-frac and --seed, or leave it out"
+        )
+
+
 def fit_reliability(train_log: pd.DataFrame, stage: str = "pre", **fit_kwargs) -> ReliabilityModel:
     """Convenience: construct and fit a :class:`ReliabilityModel`."""
     rm = ReliabilityModel(stage=stage)
@@ -592,4 +617,4 @@ def fit_reliability(train_log: pd.DataFrame, stage: str = "pre", **fit_kwargs) -
 
 
 __all__: Sequence[str] = ("ReliabilityModel", "DEFAULT_MODEL_CONFIG", "DEFAULT_SAMPLER_CONFIG", "SAMPLERS",
-                          "STAGES", "COVARIATES", "default_chains", "fit_reliability")
+                          "STAGES", "COVARIATES", "check_fitted_on", "default_chains", "fit_reliability")

@@ -216,6 +216,10 @@ def test_bad_configuration_and_unfitted_use_are_input_errors(tmp_path):
         ReliabilityModel("during")
     with pytest.raises(InputError, match="unknown prior"):
         ReliabilityModel("pre", model_config={"sigma_everything": {"sigma": 1}})
+    with pytest.raises(InputError, match="subject_effects parameterization"):  # zero-sum is for slopes only
+        ReliabilityModel("pre", model_config={"subject_effects": {"parameterization": "zero-sum"}})
+    with pytest.raises(InputError, match="slope_effects parameterization"):
+        ReliabilityModel("pre", model_config={"slope_effects": {"parameterization": "sideways"}})
     with pytest.raises(InputError, match="not fitted"):
         ReliabilityModel("pre").predict_proba(simulated()[0].head(3))
     with pytest.raises(InputError, match="no such posterior"):
