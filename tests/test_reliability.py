@@ -158,6 +158,36 @@ def test_predict_proba_matches_the_pymc_graph():
     np.testing.assert_allclose(P[:, 5], 1 / (1 + np.exp(-eta)), rtol=2e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("stage", ["pre", "post"])
+def test_likelihood_is_the_bernoulli_likelihood_of_the_calls(stage):
+    """The PyMC likelihood (cell counts, fast logit-binomial form) equals the sum of per-call
+    Bernoulli log-likelihoods up to a constant: differences between parameter points agree."""
+    train, _ = split()
+    rm = ReliabilityModel(stage)
+    model = rm.build_model(train)
+    obs_logp = model.compile_fn(model.logp(vars=model.observed_RVs), inputs=model.value_vars, point_fn=True,
+                                on_unused_input="ignore")
+    effects = model.compile_fn(model.replace_rvs_by_values([model[v] for v in ("alpha", "beta", "gamma", "slope")]),
+                               inputs=model.value_vars, point_fn=True, on_unused_input="ignore")
+    X = rm._design(train)
+    m = pd.Categorical(train["model"], categories=rm.models).codes
+    s = pd.Categorical(train["subject"], categories=rm.subjects).codes
+    y = train["correct"].to_numpy(bool)
+    rng = np.random.default_rng(0)
+    ours, reference = [], []
+    for _ in range(3):
+        point = {k: v + rng.normal(0, 0.4, np.shape(v)) for k, v in model.initial_point().items()}
+        alpha, beta, gamma, slope = effects(point)
+        eta = alpha[m] + beta[s] + gamma[m, s] + (slope[m] * X).sum(1)
+        ll = np.where(y, -np.logaddexp(0, -eta), -np.logaddexp(0, eta))
+        if stage == "post":  # the hurdle: unparsed calls are certain (wrong) and add nothing
+            ll = ll[train["parsed"].to_numpy(bool)]
+        ours.append(float(obs_logp(point)))
+        reference.append(float(ll.sum()))
+    np.testing.assert_allclose(np.diff(ours), np.diff(reference), rtol=1e-9, atol=1e-7)
+    assert len(set(np.round(reference, 6))) == 3  # the points differ, so the check has teeth
+
+
 def test_predict_proba_is_row_order_equivariant():
     """Rows interleaved across models give the same per-row draws as rows grouped by model."""
     _, test = split()
@@ -209,6 +239,43 @@ def test_same_seed_same_draws(sampler):
     b = _quiet_fit(ReliabilityModel("pre"), small, draws=60, tune=60, seed=5, sampler=sampler)
     np.testing.assert_array_equal(a.idata.posterior["alpha"].to_numpy(), b.idata.posterior["alpha"].to_numpy())
     assert not np.array_equal(a.idata.posterior["alpha"].to_numpy()[0], a.idata.posterior["alpha"].to_numpy()[1])
+
+
+def _cells(rng, n_models, n_subjects, calls_per_cell, interaction_sd, slope_sd):
+    """SIMULATED single calls with known interaction and slope spreads (for the parameterization rule)."""
+    m = np.repeat(np.arange(n_models), n_subjects * calls_per_cell)
+    s = np.tile(np.repeat(np.arange(n_subjects), calls_per_cell), n_models)
+    x = rng.standard_normal((len(m), 1))
+    gamma = rng.normal(0, interaction_sd, (n_models, n_subjects))
+    slope = 0.3 + rng.normal(0, slope_sd, n_models)
+    eta = gamma[m, s] + slope[m] * x[:, 0]
+    y = (rng.random(len(m)) < 1 / (1 + np.exp(-eta))).astype(float)
+    return m, s, x, np.ones_like(y), y
+
+
+def test_auto_parameterization_follows_how_strongly_the_data_pin_each_level():
+    """Centered when every level is pinned more tightly than the levels spread; else non-centered."""
+    from bayes_router.reliability import choose_parameterization
+
+    rng = np.random.default_rng(0)
+    strong = _cells(rng, 12, 8, 400, interaction_sd=0.5, slope_sd=0.4)  # 400 calls per cell, wide spreads
+    weak = _cells(rng, 3, 8, 20, interaction_sd=0.05, slope_sd=0.02)  # 3 models, 20 calls per cell
+    for effect, centered, noncentered in [("interaction_effects", "centered", "non-centered"),
+                                          ("slope_effects", "centered", "zero-sum")]:
+        a = choose_parameterization(effect, *strong, 12, 8)
+        b = choose_parameterization(effect, *weak, 3, 8)
+        assert a["choice"] == centered and b["choice"] == noncentered, (effect, a, b)
+        assert np.all(np.asarray(a["spread_lower"]) > np.asarray(a["se"]))
+    # the chosen form is recorded with the fit, and an explicit choice is kept as given
+    train, _ = split()
+    rm = ReliabilityModel("pre")
+    rm.build_model(train)
+    assert set(rm.metadata["parameterization"]) == {"model_effects", "subject_effects", "interaction_effects",
+                                                    "slope_effects"}
+    assert rm.metadata["parameterization_evidence"]["slope_effects"]["choice"] == rm.parameterization("slope_effects")
+    fixed = ReliabilityModel("pre", model_config={"interaction_effects": {"parameterization": "centered"}})
+    model = fixed.build_model(train)
+    assert fixed.parameterization("interaction_effects") == "centered" and "z_gamma" not in model.named_vars
 
 
 def test_bad_configuration_and_unfitted_use_are_input_errors(tmp_path):
