@@ -352,11 +352,16 @@ class ReliabilityModel:
             for j in range(X.shape[1]):
                 xbar[:, j] = np.bincount(m_idx, weights=trials * X[:, j], minlength=len(self.models)) / np.maximum(w, 1)
             centered = c["model_effects"]["parameterization"] == "centered"
-            if centered:  # thousands of calls per model pin each alpha: centered avoids the funnel
-                shift = (slope * xbar).sum(axis=1) if X.shape[1] else 0.0
+            # the shift is used with centered slopes (the whole pool, where the ridge was measured); with
+            # non-centered slopes (3-model pools) it ties alpha's prior to sigma_slope (trio post: 1-2 divergences)
+            shifted = centered and c["slope_effects"]["parameterization"] == "centered" and X.shape[1] > 0
+            if shifted:
+                shift = (slope * xbar).sum(axis=1)
                 alpha_at_mean = pm.Normal("alpha_at_mean", mu_alpha + shift, sigma_alpha, dims="model")
                 pm.Deterministic("alpha", alpha_at_mean - shift, dims="model")
                 x = X - xbar[m_idx]
+            elif centered:  # no shift: alpha itself (centered: thousands of calls pin each alpha, no funnel)
+                alpha_at_mean = pm.Normal("alpha", mu_alpha, sigma_alpha, dims="model")
             else:
                 z_alpha = pm.Normal("z_alpha", 0.0, 1.0, dims="model")
                 alpha_at_mean = pm.Deterministic("alpha", mu_alpha + sigma_alpha * z_alpha, dims="model")
@@ -664,12 +669,13 @@ class ReliabilityModel:
         return f"ReliabilityModel(stage={self.stage!r}, {state}, covariates={self.covariates_used})"
 
 
-def _spread_bounds(estimates: np.ndarray, se2: np.ndarray, df: int) -> tuple[float, float]:
-    """Method-of-moments between-level SD and its one-sided 95% lower bound (chi-square on ``df``)."""
+def _spread_bounds(estimates: np.ndarray, se2: np.ndarray, df: int, typical: bool = False) -> tuple[float, float]:
+    """Method-of-moments between-level SD and its one-sided 95% lower bound (chi-square on ``df``),
+    net of the mean squared standard error (``typical``: the median one)."""
     from scipy import stats
 
     v = float(np.sum(estimates ** 2) / df)
-    noise = float(np.mean(se2))
+    noise = float(np.median(se2) if typical else np.mean(se2))
     low = df * v / float(stats.chi2.ppf(0.95, df)) - noise
     return float(np.sqrt(max(v - noise, 0.0))), float(np.sqrt(max(low, 0.0)))
 
@@ -730,7 +736,10 @@ def choose_parameterization(effect: str, m_idx, s_idx, X, trials, y, n_models: i
         if len(est) < 2:
             return {"choice": "zero-sum", "reason": "fewer than 2 models with data"}
         est, var = np.asarray(est), np.asarray(var)
-        spread, low = _spread_bounds(est - est.mean(), var * (len(est) - 1) / len(est), len(est) - 1)
+        # the typical model's noise: with the mean, one model whose token counts barely vary (a huge
+        # standard error) decided for all (whole pool, post: token-slope bound 0, the non-centered
+        # choice then left sigma_slope at bulk ESS 398 after 2 x 2000 draws; centered: 1931 after 2 x 1000)
+        spread, low = _spread_bounds(est - est.mean(), var * (len(est) - 1) / len(est), len(est) - 1, typical=True)
         spreads.append(spread), lows.append(low), ses.append(float(np.sqrt(np.median(var))))
     centered = all(lo > se for lo, se in zip(lows, ses, strict=True))
     return {"choice": "centered" if centered else "zero-sum", "spread": spreads, "spread_lower": lows, "se": ses}
