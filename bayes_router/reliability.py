@@ -347,15 +347,14 @@ class ReliabilityModel:
             # slope bulk ESS 90 in 2 x 1000 draws). Sampled instead: alpha_at_mean[m], the logit at the
             # model's own mean covariates, with the prior implied by alpha ~ Normal(mu_alpha, sigma_alpha)
             # (a shift by slope[m] . xbar[m], unit Jacobian), so the model is unchanged.
-            xbar = np.zeros((len(self.models), X.shape[1]))
-            w = np.bincount(m_idx, weights=trials, minlength=len(self.models))
-            for j in range(X.shape[1]):
-                xbar[:, j] = np.bincount(m_idx, weights=trials * X[:, j], minlength=len(self.models)) / np.maximum(w, 1)
             centered = c["model_effects"]["parameterization"] == "centered"
             # the shift is used with centered slopes (the whole pool, where the ridge was measured); with
             # non-centered slopes (3-model pools) it ties alpha's prior to sigma_slope (trio post: 1-2 divergences)
             shifted = centered and c["slope_effects"]["parameterization"] == "centered" and X.shape[1] > 0
             if shifted:
+                w = np.maximum(np.bincount(m_idx, weights=trials, minlength=len(self.models)), 1)
+                xbar = np.column_stack([np.bincount(m_idx, weights=trials * X[:, j], minlength=len(self.models)) / w
+                                        for j in range(X.shape[1])])
                 shift = (slope * xbar).sum(axis=1)
                 alpha_at_mean = pm.Normal("alpha_at_mean", mu_alpha + shift, sigma_alpha, dims="model")
                 pm.Deterministic("alpha", alpha_at_mean - shift, dims="model")
@@ -695,16 +694,15 @@ def choose_parameterization(effect: str, m_idx, s_idx, X, trials, y, n_models: i
       from the chi-square distribution of the levels' sum of squares (with few levels,
       e.g. 3 models, the bound is low, so the non-centered form is kept).
 
-    Centered iff the lower bound of tau exceeds the median standard error (for the
-    slopes: for every covariate). Returns ``{"choice", "spread", "spread_lower",
+    Centered iff the lower bound of tau (net of the mean squared standard error for the
+    interactions, of the median one for the slopes) exceeds the median standard error
+    (for the slopes: for every covariate). Returns ``{"choice", "spread", "spread_lower",
     "se"}`` (lists per covariate for the slopes).
     """
     m_idx, s_idx = np.asarray(m_idx), np.asarray(s_idx)
-    k = np.bincount(m_idx * n_subjects + s_idx, weights=y, minlength=n_models * n_subjects)
-    n = np.bincount(m_idx * n_subjects + s_idx, weights=trials, minlength=n_models * n_subjects)
-    if effect in ("model_effects", "subject_effects") or (effect == "slope_effects" and X.shape[1] == 0):
-        return {"choice": "centered"}
     if effect == "interaction_effects":
+        k = np.bincount(m_idx * n_subjects + s_idx, weights=y, minlength=n_models * n_subjects)
+        n = np.bincount(m_idx * n_subjects + s_idx, weights=trials, minlength=n_models * n_subjects)
         seen = (n > 0).reshape(n_models, n_subjects)
         if n_models < 2 or n_subjects < 2 or not seen.all():
             return {"choice": "non-centered", "reason": "empty (model, subject) cells or a single level"}
@@ -718,14 +716,15 @@ def choose_parameterization(effect: str, m_idx, s_idx, X, trials, y, n_models: i
         return {"choice": "centered" if low > se else "non-centered", "spread": spread, "spread_lower": low,
                 "se": se}
     # slopes: one-step logistic slope of each model on each covariate (score / information at the model's accuracy)
+    if X.shape[1] == 0:
+        return {"choice": "centered"}
+    rows_of = [np.flatnonzero(m_idx == m) for m in range(n_models)]
+    rows_of = [r for r in rows_of if trials[r].sum() > 0]
     spreads, lows, ses = [], [], []
     for j in range(X.shape[1]):
         est, var = [], []
-        for m in range(n_models):
-            sel = m_idx == m
-            w, x, yy = trials[sel], X[sel, j], y[sel]
-            if w.sum() == 0:
-                continue
+        for rows in rows_of:
+            w, x, yy = trials[rows], X[rows, j], y[rows]
             pbar = float(np.clip(yy.sum() / w.sum(), 1e-3, 1 - 1e-3))
             xc = x - np.average(x, weights=w)
             info = pbar * (1 - pbar) * float(np.sum(w * xc ** 2))

@@ -158,12 +158,13 @@ def test_predict_proba_matches_the_pymc_graph():
     np.testing.assert_allclose(P[:, 5], 1 / (1 + np.exp(-eta)), rtol=2e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("slopes", ["auto", "centered"])  # centered slopes: alpha sampled at each model's mean
 @pytest.mark.parametrize("stage", ["pre", "post"])
-def test_likelihood_is_the_bernoulli_likelihood_of_the_calls(stage):
+def test_likelihood_is_the_bernoulli_likelihood_of_the_calls(stage, slopes):
     """The PyMC likelihood (cell counts, fast logit-binomial form) equals the sum of per-call
     Bernoulli log-likelihoods up to a constant: differences between parameter points agree."""
     train, _ = split()
-    rm = ReliabilityModel(stage)
+    rm = ReliabilityModel(stage, model_config={"slope_effects": {"parameterization": slopes}})
     model = rm.build_model(train)
     obs_logp = model.compile_fn(model.logp(vars=model.observed_RVs), inputs=model.value_vars, point_fn=True,
                                 on_unused_input="ignore")
