@@ -31,10 +31,13 @@ slopes are chosen per fit from the data (``"auto"``, :func:`choose_parameterizat
 centered when the likelihood pins each level more tightly than a conservative
 estimate of how much the levels spread (the whole 24-model pool), else
 non-centered (the 3-model pools), the slopes then with innovations that sum to
-zero over the models. Each is a ``model_config`` option
+zero over the models. The slopes are decided per covariate (in the 24-model pool
+the token slopes spread far more than their noise and are centered, the length
+slopes are on the edge and get zero-sum innovations). Each is a ``model_config`` option
 (``{"model_effects" | "subject_effects" | "interaction_effects" | "slope_effects":
 {"parameterization": "auto" (interactions, slopes) | "centered" | "non-centered" |
-"zero-sum" (slopes only)}}``); the choice made is kept in ``metadata["parameterization"]``:
+"zero-sum" (slopes only)}}``); the choice made is kept in ``metadata["parameterization"]``
+("mixed" for slopes decided per covariate; ``metadata["slope_parameterization"]`` has each):
 
     alpha[m]        ~ Normal(mu_alpha, sigma_alpha)                    model intercepts share a population
     beta            ~ ZeroSumNormal(sigma_subject)                     subject effects, sum_s beta = 0
@@ -115,7 +118,7 @@ _PARAMETERIZATIONS = {"model_effects": ("centered", "non-centered"),
 #: Sampler settings. ``chains=None``: 4 where the machine has >= 4 cores, else 2.
 DEFAULT_SAMPLER_CONFIG: dict = {
     # None: 0.95 when an effect is non-centered (0.9 left a divergence in the 3-model sigma_alpha funnel,
-    # trio, 1000 q), 0.85 when every effect is centered (no funnel to resolve; whole pool, post stage:
+    # trio, 1000 q; 0.98 for pools of <= _FEW_LEVELS models), 0.85 when every effect is centered (no funnel to resolve; whole pool, post stage:
     # 15 leapfrog steps per draw instead of 31, 305 s instead of 578 s, same ESS)
     "target_accept": None,
     "chains": None,
@@ -164,6 +167,17 @@ def _logit_binomial_random(eta, n, rng=None, size=None):
 def default_chains() -> int:
     """4 chains where the machine has at least 4 cores, else 2."""
     return 4 if (os.cpu_count() or 1) >= 4 else 2
+
+
+#: Posterior draws in total across chains when none are asked for: PyMC's own default
+#: total (4 chains x 1000). With 2 chains, 2 x 1000 left the 3-model pools' slope spread
+#: (``sigma_slope``, 3 levels) at bulk ESS 251-500 over seeds 0-3 (trio, post stage); 2 x 2000: 514-797.
+DEFAULT_TOTAL_DRAWS = 4000
+
+
+def default_draws(chains: int) -> int:
+    """Draws per chain when none are given: :data:`DEFAULT_TOTAL_DRAWS` shared by ``chains``."""
+    return -(-DEFAULT_TOTAL_DRAWS // max(int(chains), 1))
 
 
 def _transform(values: np.ndarray, how: str) -> np.ndarray:
@@ -330,9 +344,12 @@ class ReliabilityModel:
                 gamma = pm.Deterministic("gamma", sigma_interaction * z_gamma, dims=("model", "subject"))
             mu_slope = pm.Normal("mu_slope", c["mu_slope"]["mu"], c["mu_slope"]["sigma"], dims="covariate")
             sigma_slope = pm.HalfNormal("sigma_slope", c["sigma_slope"]["sigma"], dims="covariate")
-            if c["slope_effects"]["parameterization"] == "centered":
+            kinds = self.slope_parameterizations()
+            if len(set(kinds)) > 1:  # "auto", per covariate: some slopes centered, the others zero-sum
+                slope = self._mixed_slopes(model, kinds, mu_slope, sigma_slope)
+            elif not kinds or kinds[0] == "centered":
                 slope = pm.Normal("slope", mu_slope, sigma_slope, dims=("model", "covariate"))
-            elif c["slope_effects"]["parameterization"] == "zero-sum":
+            elif kinds[0] == "zero-sum":
                 # innovations sum to zero over models: mu_slope is then the mean of the models' slopes
                 # and cannot trade off against the mean innovation (the ridge that slows mu_slope)
                 z_slope = pm.ZeroSumNormal("z_slope", sigma=1.0, dims=("covariate", "model"), n_zerosum_axes=1)
@@ -348,12 +365,14 @@ class ReliabilityModel:
             # model's own mean covariates, with the prior implied by alpha ~ Normal(mu_alpha, sigma_alpha)
             # (a shift by slope[m] . xbar[m], unit Jacobian), so the model is unchanged.
             centered = c["model_effects"]["parameterization"] == "centered"
-            # the shift is used with centered slopes (the whole pool, where the ridge was measured); with
+            # the shift uses the centered slopes only (the whole pool, where the ridge was measured); with
             # non-centered slopes (3-model pools) it ties alpha's prior to sigma_slope (trio post: 1-2 divergences)
-            shifted = centered and c["slope_effects"]["parameterization"] == "centered" and X.shape[1] > 0
+            shifted_cov = [k == "centered" for k in kinds]
+            shifted = centered and any(shifted_cov)
             if shifted:
                 w = np.maximum(np.bincount(m_idx, weights=trials, minlength=len(self.models)), 1)
                 xbar = np.column_stack([np.bincount(m_idx, weights=trials * X[:, j], minlength=len(self.models)) / w
+                                        if shifted_cov[j] else np.zeros(len(self.models))
                                         for j in range(X.shape[1])])
                 shift = (slope * xbar).sum(axis=1)
                 alpha_at_mean = pm.Normal("alpha_at_mean", mu_alpha + shift, sigma_alpha, dims="model")
@@ -376,6 +395,34 @@ class ReliabilityModel:
         self._cell_model_idx = m_idx  # the model of each likelihood cell (prior predictive check)
         return model
 
+    def _mixed_slopes(self, model, kinds, mu_slope, sigma_slope):
+        """slope[model, covariate] with centered slopes for some covariates, zero-sum innovations for the rest."""
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        cen = [j for j, k in enumerate(kinds) if k == "centered"]
+        zs = [j for j, k in enumerate(kinds) if k == "zero-sum"]
+        if len(cen) + len(zs) != len(kinds):
+            raise InputError(f"slope parameterizations per covariate must be centered or zero-sum, got {kinds}")
+        covs = self.slope_covariates
+        model.add_coord("covariate_centered", [covs[j] for j in cen])
+        model.add_coord("covariate_zero_sum", [covs[j] for j in zs])
+        cols = [None] * len(kinds)
+        slope_c = pm.Normal("slope_centered", mu_slope[cen], sigma_slope[cen], dims=("model", "covariate_centered"))
+        for i, j in enumerate(cen):
+            cols[j] = slope_c[:, i]
+        z_slope = pm.ZeroSumNormal("z_slope", sigma=1.0, dims=("covariate_zero_sum", "model"), n_zerosum_axes=1)
+        for i, j in enumerate(zs):
+            cols[j] = mu_slope[j] + sigma_slope[j] * z_slope[i]
+        return pm.Deterministic("slope", pt.stack(cols, axis=1), dims=("model", "covariate"))
+
+    def slope_parameterizations(self) -> list[str]:
+        """The parameterization of each covariate's slopes, in ``slope_covariates`` order ("auto" resolved)."""
+        per = self.metadata.get("slope_parameterization")
+        if per is not None:
+            return [per[c] for c in self.slope_covariates]
+        return [self.parameterization("slope_effects")] * len(self.slope_covariates)
+
     def _resolve_parameterizations(self, m_idx, s_idx, X, trials, y) -> None:
         """Fix each effect's parameterization ("auto" decided from the data); kept in the metadata."""
         chosen, evidence = {}, {}
@@ -388,12 +435,17 @@ class ReliabilityModel:
             chosen[effect] = how
         self.metadata["parameterization"] = chosen
         self.metadata["parameterization_evidence"] = evidence
+        per = evidence.get("slope_effects", {}).get("per_covariate")
+        per = per or [chosen["slope_effects"]] * len(self.slope_covariates)
+        self.metadata["slope_parameterization"] = dict(zip(self.slope_covariates, per, strict=True))
 
     def target_accept(self) -> float:
         """NUTS target acceptance: as configured, else 0.85 when every effect is centered, else 0.95."""
         if self.sampler_config.get("target_accept") is not None:
             return float(self.sampler_config["target_accept"])
-        return 0.85 if all(self.parameterization(e) == "centered" for e in _PARAMETERIZATIONS) else 0.95
+        if all(self.parameterization(e) == "centered" for e in _PARAMETERIZATIONS):
+            return 0.85
+        return 0.98 if len(self.models) <= _FEW_LEVELS else 0.95
 
     def parameterization(self, effect: str) -> str:
         """The parameterization the fit used for ``effect`` ("auto" resolved)."""
@@ -417,12 +469,13 @@ class ReliabilityModel:
                 g["n"].to_numpy(np.int64), g["y"].to_numpy(np.int64))
 
     # ------------------------------------------------------------------- fit
-    def fit(self, train_log: pd.DataFrame, *, sampler: str = "nutpie", draws: int = 1000, tune: int = 1000,
+    def fit(self, train_log: pd.DataFrame, *, sampler: str = "nutpie", draws: int | None = None, tune: int = 1000,
             chains: int | None = None, seed: int = 0, progress: bool = True):
         """Sample the posterior given ``train_log`` (training questions only); returns InferenceData.
 
         ``sampler``: "nutpie" (default), "pymc", "numpyro" (NUTS) or "advi" (mean-field
         variational approximation; ``draws`` samples from it, one chain; no NUTS diagnostics).
+        ``draws`` per chain; None: :func:`default_draws` (4000 in total: 2 x 2000 on 2 cores).
         The result is kept as ``self.idata``; it holds the groups posterior,
         sample_stats (NUTS), observed_data and, when draws x rows is at most
         ``sampler_config["max_log_likelihood_cells"]``, log_likelihood over *all*
@@ -436,6 +489,7 @@ class ReliabilityModel:
             raise InputError(f"--sampler must be one of {SAMPLERS}, got {sampler!r}")
         model = self.build_model(train_log)
         chains = chains or self.sampler_config.get("chains") or default_chains()
+        draws = int(draws) if draws is not None else default_draws(chains)
         cores = self.sampler_config.get("cores") or min(chains, os.cpu_count() or 1)
         with model, warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=FutureWarning)
@@ -566,8 +620,8 @@ class ReliabilityModel:
         # deviation from that mean has sd sigma * sqrt(1 + 1/K) (its own draw plus the unknown
         # population mean), so its population draw is widened by that factor.
         subject_spread = np.float32(np.sqrt(1.0 + 1.0 / max(len(self.subjects), 1)))
-        slope_spread = np.float32(np.sqrt(1.0 + 1.0 / max(len(self.models), 1))
-                                  if self.parameterization("slope_effects") == "zero-sum" else 1.0)
+        slope_spread = np.array([np.sqrt(1.0 + 1.0 / max(len(self.models), 1)) if kind == "zero-sum" else 1.0
+                                 for kind in self.slope_parameterizations()], dtype=np.float32)
         beta = np.empty((n_sel, len(subj_names)), dtype=np.float32)
         for j, s in enumerate(subj_names):
             beta[:, j] = (d["beta"][sel, subj_pos[s]] if s in subj_pos
@@ -668,14 +722,26 @@ class ReliabilityModel:
         return f"ReliabilityModel(stage={self.stage!r}, {state}, covariates={self.covariates_used})"
 
 
+#: Confidence of the lower bound on a between-level spread that makes an effect centered. 99%, not 95%:
+#: on the edge (bound within 3% of the standard error) the centered form left divergences where the
+#: posterior reached small spreads (tiers x 4000 q, pre: 12; all x 2800 q, post, length slope: 1),
+#: while the non-centered form there only costs effective draws.
+_CENTERING_LEVEL = 0.99
+#: Pools of at most this many models sample at target_accept 0.98 unless every effect is centered:
+#: their hyper-SDs rest on 3-4 levels, wide posteriors that reach into both ends of the funnel
+#: (trio, post, 2 x 2000 draws: 2 divergences at 0.95 with seed 1; none at 0.98 with seeds 0-2, 64 s vs 55 s).
+_FEW_LEVELS = 4
+
+
 def _spread_bounds(estimates: np.ndarray, se2: np.ndarray, df: int, typical: bool = False) -> tuple[float, float]:
-    """Method-of-moments between-level SD and its one-sided 95% lower bound (chi-square on ``df``),
+    """Method-of-moments between-level SD and its one-sided lower bound (chi-square on ``df``, level
+    :data:`_CENTERING_LEVEL`),
     net of the mean squared standard error (``typical``: the median one)."""
     from scipy import stats
 
     v = float(np.sum(estimates ** 2) / df)
     noise = float(np.median(se2) if typical else np.mean(se2))
-    low = df * v / float(stats.chi2.ppf(0.95, df)) - noise
+    low = df * v / float(stats.chi2.ppf(_CENTERING_LEVEL, df)) - noise
     return float(np.sqrt(max(v - noise, 0.0))), float(np.sqrt(max(low, 0.0)))
 
 
@@ -690,14 +756,15 @@ def choose_parameterization(effect: str, m_idx, s_idx, X, trials, y, n_models: i
     * per-level estimates and standard errors: empirical logits of each (model,
       subject) cell, double-centered (interactions), or one-step logistic slopes per
       model and covariate around the model's accuracy (slopes);
-    * the between-level spread tau: method of moments, and a one-sided 95% lower bound
+    * the between-level spread tau: method of moments, and a one-sided 99% lower bound
       from the chi-square distribution of the levels' sum of squares (with few levels,
       e.g. 3 models, the bound is low, so the non-centered form is kept).
 
     Centered iff the lower bound of tau (net of the mean squared standard error for the
-    interactions, of the median one for the slopes) exceeds the median standard error
-    (for the slopes: for every covariate). Returns ``{"choice", "spread", "spread_lower",
-    "se"}`` (lists per covariate for the slopes).
+    interactions, of the median one for the slopes) exceeds the median standard error;
+    the slopes are decided per covariate. Returns ``{"choice", "spread", "spread_lower",
+    "se"}`` (for the slopes lists per covariate, ``"per_covariate"`` the choice of each and
+    ``"choice"`` "mixed" when they differ). The bound is one-sided at :data:`_CENTERING_LEVEL`.
     """
     m_idx, s_idx = np.asarray(m_idx), np.asarray(s_idx)
     if effect == "interaction_effects":
@@ -740,8 +807,9 @@ def choose_parameterization(effect: str, m_idx, s_idx, X, trials, y, n_models: i
         # choice then left sigma_slope at bulk ESS 398 after 2 x 2000 draws; centered: 1931 after 2 x 1000)
         spread, low = _spread_bounds(est - est.mean(), var * (len(est) - 1) / len(est), len(est) - 1, typical=True)
         spreads.append(spread), lows.append(low), ses.append(float(np.sqrt(np.median(var))))
-    centered = all(lo > se for lo, se in zip(lows, ses, strict=True))
-    return {"choice": "centered" if centered else "zero-sum", "spread": spreads, "spread_lower": lows, "se": ses}
+    per = ["centered" if lo > se else "zero-sum" for lo, se in zip(lows, ses, strict=True)]
+    choice = per[0] if len(set(per)) == 1 else "mixed"
+    return {"choice": choice, "per_covariate": per, "spread": spreads, "spread_lower": lows, "se": ses}
 
 
 def check_fitted_on(model, models: Sequence[str], train_question_ids, stage: str | None = None) -> None:
@@ -775,4 +843,5 @@ def fit_reliability(train_log: pd.DataFrame, stage: str = "pre", **fit_kwargs) -
 
 
 __all__: Sequence[str] = ("ReliabilityModel", "DEFAULT_MODEL_CONFIG", "DEFAULT_SAMPLER_CONFIG", "SAMPLERS",
-                          "STAGES", "COVARIATES", "check_fitted_on", "default_chains", "fit_reliability")
+                          "STAGES", "COVARIATES", "DEFAULT_TOTAL_DRAWS", "check_fitted_on", "default_chains",
+                          "default_draws", "fit_reliability")

@@ -165,6 +165,10 @@ def test_likelihood_is_the_bernoulli_likelihood_of_the_calls(stage, slopes):
     Bernoulli log-likelihoods up to a constant: differences between parameter points agree."""
     train, _ = split()
     rm = ReliabilityModel(stage, model_config={"slope_effects": {"parameterization": slopes}})
+    _check_likelihood(rm, train, stage)
+
+
+def _check_likelihood(rm, train, stage):
     model = rm.build_model(train)
     obs_logp = model.compile_fn(model.logp(vars=model.observed_RVs), inputs=model.value_vars, point_fn=True,
                                 on_unused_input="ignore")
@@ -187,6 +191,7 @@ def test_likelihood_is_the_bernoulli_likelihood_of_the_calls(stage, slopes):
         reference.append(float(ll.sum()))
     np.testing.assert_allclose(np.diff(ours), np.diff(reference), rtol=1e-9, atol=1e-7)
     assert len(set(np.round(reference, 6))) == 3  # the points differ, so the check has teeth
+    return model
 
 
 def test_predict_proba_is_row_order_equivariant():
@@ -243,13 +248,15 @@ def test_same_seed_same_draws(sampler):
 
 
 def _cells(rng, n_models, n_subjects, calls_per_cell, interaction_sd, slope_sd):
-    """SIMULATED single calls with known interaction and slope spreads (for the parameterization rule)."""
+    """SIMULATED single calls with known interaction and slope spreads (for the parameterization rule);
+    ``slope_sd`` a number (one covariate) or one spread per covariate."""
+    slope_sd = np.atleast_1d(slope_sd)
     m = np.repeat(np.arange(n_models), n_subjects * calls_per_cell)
     s = np.tile(np.repeat(np.arange(n_subjects), calls_per_cell), n_models)
-    x = rng.standard_normal((len(m), 1))
+    x = rng.standard_normal((len(m), len(slope_sd)))
     gamma = rng.normal(0, interaction_sd, (n_models, n_subjects))
-    slope = 0.3 + rng.normal(0, slope_sd, n_models)
-    eta = gamma[m, s] + slope[m] * x[:, 0]
+    slope = 0.3 + rng.normal(0, 1, (n_models, len(slope_sd))) * slope_sd
+    eta = gamma[m, s] + (slope[m] * x).sum(1)
     y = (rng.random(len(m)) < 1 / (1 + np.exp(-eta))).astype(float)
     return m, s, x, np.ones_like(y), y
 
@@ -277,6 +284,33 @@ def test_auto_parameterization_follows_how_strongly_the_data_pin_each_level():
     fixed = ReliabilityModel("pre", model_config={"interaction_effects": {"parameterization": "centered"}})
     model = fixed.build_model(train)
     assert fixed.parameterization("interaction_effects") == "centered" and "z_gamma" not in model.named_vars
+
+
+def test_slopes_are_parameterized_per_covariate(monkeypatch):
+    """Slopes that spread widely are centered, slopes on the edge get zero-sum innovations, in one
+    model ("mixed"); its likelihood is still the calls' Bernoulli likelihood and it predicts."""
+    import bayes_router.reliability as rel
+
+    rng = np.random.default_rng(1)
+    data = _cells(rng, 12, 8, 400, interaction_sd=0.3, slope_sd=[0.5, 0.0])
+    ev = rel.choose_parameterization("slope_effects", *data, 12, 8)
+    assert ev["per_covariate"] == ["centered", "zero-sum"] and ev["choice"] == "mixed", ev
+    # the simulated post-call log has two slope covariates; force the mixed outcome on it
+    train, test = split()
+    real = rel.choose_parameterization
+
+    def mixed(effect, *args):
+        out = real(effect, *args)
+        return {**out, "choice": "mixed", "per_covariate": ["zero-sum", "centered"]} if effect == "slope_effects" else out
+
+    monkeypatch.setattr(rel, "choose_parameterization", mixed)
+    rm = ReliabilityModel("post")
+    model = _check_likelihood(rm, train, "post")
+    assert rm.slope_parameterizations() == ["zero-sum", "centered"] == list(rm.metadata["slope_parameterization"].values())
+    assert {"z_slope", "slope_centered", "alpha_at_mean"} <= set(model.named_vars)  # shift by the centered slope
+    _quiet_fit(rm, train, draws=40, tune=40)
+    P = rm.predict_proba(test.assign(model=test["model"].where(test["model"] != rm.models[0], "unseen")))
+    assert P.shape[1] == len(test) and np.isfinite(P).all()
 
 
 def test_bad_configuration_and_unfitted_use_are_input_errors(tmp_path):
@@ -349,3 +383,10 @@ def test_real_trio_smoke(real_trio_log):
     assert P.shape == (200, len(te) * 3)
     acc = rows_for(real_trio_log, models, tr)["correct"].mean()
     assert abs(float(P.mean()) - acc) < 0.1
+
+
+def test_default_draws_share_4000_among_the_chains():
+    from bayes_router.reliability import DEFAULT_TOTAL_DRAWS, default_draws
+
+    assert DEFAULT_TOTAL_DRAWS == 4000
+    assert [default_draws(c) for c in (1, 2, 3, 4)] == [4000, 2000, 1334, 1000]
