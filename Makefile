@@ -95,7 +95,7 @@ POOL_all := gemini-1.5-flash-002,Phi-3-mini-4k-instruct,DeepSeek-Coder-V2,Meta-L
 
 # fit: the trio's pre- and post-call posteriors (notebook 02 loads them instead of refitting).
 FIT_ARGS_quick := --questions 400 --draws 300 --tune 300 --chains 2
-FIT_ARGS_full := --questions 4000 --draws 1000 --tune 1000 --chains 2
+FIT_ARGS_full := --questions 4000 --tune 1000 --chains 2  # draws: the default, 4000 in total (2 x 2000)
 POSTERIORS := $(POST_DIR)/trio_pre.nc $(POST_DIR)/trio_post.nc
 FIT_DIAGNOSTICS := $(RESULTS_DIR)/fit/trio_pre.json $(RESULTS_DIR)/fit/trio_post.json
 

@@ -117,21 +117,21 @@ def time_predict_proba(posterior_path, calls, n_draws: int = 1000, repeats: int 
             "min_ms": float(np.min(times)), "repeats": repeats}
 
 
-def run_bench(log_path: str | None = DEFAULT_LOG, models=TRIO, n_questions: int = 4000, draws: int = 1000,
+def run_bench(log_path: str | None = DEFAULT_LOG, models=TRIO, n_questions: int = 4000, draws: int | None = None,
               tune: int = 1000, chains: int | None = None, seed: int = 0, quick: bool = False,
-              full_pool: bool = False, samplers=("nutpie", "pymc"), progress: bool = False,
-              full_pool_draws: int = 2000) -> dict:
+              full_pool: bool = False, samplers=("nutpie", "pymc"), progress: bool = False) -> dict:
     """Run the benchmarks; returns the results dict (see module docstring). ``quick``: 500 questions, 300 draws.
 
-    The whole-pool fits draw ``full_pool_draws`` per chain (``tune`` tuning steps): with 336
-    model x subject effects, the largest of their R-hats sits near 1.01 after 2 x 1000 draws
-    even when bulk ESS is above 2500, so they draw more.
+    ``draws`` per chain, None: the reliability model's default (4000 in total, 2 x 2000 on 2
+    cores), for every fit: with 2 x 1000 the trio's slope spread (3 levels) had bulk ESS 251-500
+    over seeds, and the whole pool's largest R-hat among 336 model x subject effects sat near 1.01.
     """
-    from .reliability import default_chains
+    from .reliability import default_chains, default_draws
 
+    chains = chains or default_chains()
+    draws = draws or default_draws(chains)
     if quick:
         n_questions, draws, tune = min(n_questions, 500), min(draws, 300), min(tune, 300)
-    chains = chains or default_chains()
     load1, load5, _ = os.getloadavg()
     out = {
         "schema_version": 1,
@@ -139,7 +139,7 @@ def run_bench(log_path: str | None = DEFAULT_LOG, models=TRIO, n_questions: int 
                     "load_average_1m_at_start": load1, "load_average_5m_at_start": load5,
                     "note": "wall times include model compilation; other processes may share the cores"},
         "settings": {"quick": quick, "questions": n_questions, "draws": draws, "tune": tune, "chains": chains,
-                     "seed": seed, "full_pool_draws": full_pool_draws if full_pool else None},
+                     "seed": seed},
         "targets": TARGETS,
         "post_call_trio": {},
     }
@@ -169,7 +169,7 @@ def run_bench(log_path: str | None = DEFAULT_LOG, models=TRIO, n_questions: int 
         out["full_pool"] = {}
         for stage in ("pre", "post"):
             spec = {"stage": stage, "sampler": samplers[0], "log": log_path, "models": None, "questions": None,
-                    "draws": min(draws, full_pool_draws) if quick else full_pool_draws, "tune": tune, "chains": chains,
+                    "draws": draws, "tune": tune, "chains": chains,
                     "seed": seed, "progress": progress}
             print(f"bench: {stage}-call model on the whole pool ({samplers[0]}) ...", flush=True)
             res = _run_isolated(spec)

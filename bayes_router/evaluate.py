@@ -32,13 +32,13 @@ from .metrics import aiq, bootstrap_indices, compare_to_reference, summarize_pol
 from .policies import default_policy_names, make_policy
 from .policies.adaptive import combining_summary
 from .policies.base import Policy, RoutingContext, TestCalls
-from .reliability import check_fitted_on
+from .reliability import check_fitted_on, default_draws
 from .split import rows_for, sample_questions, train_test_split
 
 SCHEMA_VERSION = 1
-#: 2 chains x 1000 draws after 1000 tuning steps: what the trio's fits need to pass every
-#: convergence check (2 x 500 left bulk ESS near 220 < 400); about a minute per fit on 2 cores.
-DEFAULT_SAMPLER_CONFIG: dict = {"sampler": "nutpie", "draws": 1000, "tune": 1000, "chains": 2}
+#: 2 chains after 1000 tuning steps; draws None = the reliability model's default, 4000 in total
+#: (2 x 2000: the 3-model pools' slope spread needs it for bulk ESS >= 400); about a minute per trio fit.
+DEFAULT_SAMPLER_CONFIG: dict = {"sampler": "nutpie", "draws": None, "tune": 1000, "chains": 2}
 
 
 @dataclass
@@ -106,9 +106,12 @@ def prepare(
         if len(missing):
             raise InputError(f"question texts lack {len(missing)} sampled questions, e.g. {missing[:5].tolist()}")
         questions = questions[questions["question_id"].isin(need)].reset_index(drop=True)
+    sampler_config = {**DEFAULT_SAMPLER_CONFIG, **{k: v for k, v in (sampler_config or {}).items() if v is not None}}
+    if sampler_config.get("draws") is None:  # resolved here, so the results JSON says how many
+        sampler_config["draws"] = default_draws(int(sampler_config["chains"]))
     ctx = RoutingContext(
         train_log=train_log, models=models, questions=questions, cost_scale=float(cost_scale), seed=seed,
-        sampler_config={**DEFAULT_SAMPLER_CONFIG, **(sampler_config or {})}, prices=prices, progress=progress,
+        sampler_config=sampler_config, prices=prices, progress=progress,
     )
     for stage, model in (reliability or {}).items():
         check_fitted_on(model, models, train_ids, stage)

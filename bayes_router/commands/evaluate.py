@@ -47,7 +47,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, metavar="RESULTS.json", help="where to write the results")
     p.add_argument("--sampler", default="nutpie", choices=("nutpie", "pymc", "numpyro", "advi"),
                    help="sampler of the Bayesian reliability fits (default nutpie)")
-    p.add_argument("--draws", type=int, default=1000, help="posterior draws per chain (default 1000)")
+    p.add_argument("--draws", type=int, default=None,
+                   help="posterior draws per chain (default: 4000 in total, i.e. 2000 per chain with 2 chains)")
     p.add_argument("--tune", type=int, default=1000, help="tuning steps per chain (default 1000)")
     p.add_argument("--chains", type=int, default=2, help="chains (default 2)")
     p.add_argument("--pre-posterior", default=None, metavar="POSTERIOR.nc",
@@ -82,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     models = _split_names(args.models, "--models")
     policies = _split_names(args.policies, "--policies")
     for flag in ("draws", "tune", "chains", "n_boot"):
-        if getattr(args, flag) < 1:
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
             raise InputError(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}")
     if args.questions is not None and args.questions < 2:
         raise InputError(f"--questions must be at least 2, got {args.questions}")

@@ -44,7 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the question draw, split and sampler")
     p.add_argument("--sampler", choices=SAMPLERS, default="nutpie",
                    help="NUTS via nutpie (default), PyMC or NumPyro (JAX); or ADVI (approximate)")
-    p.add_argument("--draws", type=int, default=1000, help="posterior draws per chain (default 1000)")
+    p.add_argument("--draws", type=int, default=None,
+                   help="posterior draws per chain (default: 4000 in total, i.e. 2000 per chain with 2 chains)")
     p.add_argument("--tune", type=int, default=1000, help="tuning steps per chain (default 1000)")
     p.add_argument("--chains", type=int, default=None,
                    help="chains (default: 4 on machines with >= 4 cores, else 2)")
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from ..split import rows_for, sample_questions, train_test_split
 
     for name in ("draws", "tune"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             raise InputError(f"--{name} must be at least 1, got {getattr(args, name)}")
     if args.chains is not None and args.chains < 1:
         raise InputError(f"--chains must be at least 1, got {args.chains}")

@@ -216,8 +216,8 @@ class RoutingContext:
             rm.fit(
                 self.train_log,
                 sampler=cfg.get("sampler", "nutpie"),
-                draws=int(cfg.get("draws", 500)),
-                tune=int(cfg.get("tune", 500)),
+                draws=cfg.get("draws"),  # None: the model's default (4000 in total)
+                tune=int(cfg.get("tune", 1000)),
                 chains=cfg.get("chains", 2),
                 seed=self.seed,
                 progress=self.progress,
