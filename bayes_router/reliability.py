@@ -401,9 +401,7 @@ class ReliabilityModel:
         import pytensor.tensor as pt
 
         cen = [j for j, k in enumerate(kinds) if k == "centered"]
-        zs = [j for j, k in enumerate(kinds) if k == "zero-sum"]
-        if len(cen) + len(zs) != len(kinds):
-            raise InputError(f"slope parameterizations per covariate must be centered or zero-sum, got {kinds}")
+        zs = [j for j, k in enumerate(kinds) if k == "zero-sum"]  # "auto" chooses only these two per covariate
         covs = self.slope_covariates
         model.add_coord("covariate_centered", [covs[j] for j in cen])
         model.add_coord("covariate_zero_sum", [covs[j] for j in zs])
@@ -440,7 +438,8 @@ class ReliabilityModel:
         self.metadata["slope_parameterization"] = dict(zip(self.slope_covariates, per, strict=True))
 
     def target_accept(self) -> float:
-        """NUTS target acceptance: as configured, else 0.85 when every effect is centered, else 0.95."""
+        """NUTS target acceptance: as configured, else 0.85 when every effect is centered, else 0.98 in
+        pools of at most :data:`_FEW_LEVELS` models and 0.95 in larger ones."""
         if self.sampler_config.get("target_accept") is not None:
             return float(self.sampler_config["target_accept"])
         if all(self.parameterization(e) == "centered" for e in _PARAMETERIZATIONS):
