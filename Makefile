@@ -82,16 +82,11 @@ QUICK_PY := $(if $(filter quick,$(MODE)),True,False)
 # Holds "quick" or "full"; rewritten only when the mode changes, so switching reruns everything after it.
 MODE_FILE := $(REPORTS)/.mode
 # Notebooks import the package: any change to it reruns them (the report code excepted).
-PKG_SRC := $(filter-out bayes_router/report.py,$(wildcard bayes_router/*.py bayes_router/*/*.py))
+PKG_SRC := $(filter-out bayes_router/study/report.py,$(wildcard bayes_router/*.py bayes_router/*/*.py bayes_router/*/*/*.py bayes_router/*.yaml bayes_router/*/*.yaml))
 
-# Pools (cheapest tier first; the last model is "the big model"). tiers: one family
-# (same data, same tokenizer) with a real price ladder, 0.20 -> 0.30 -> 0.90 USD/M tokens,
-# and accuracy rising with price. all: the 24 models of the public folder, by mean cost
-# per call, with the trio's big model last so budgets are fractions of the same model.
+# Pools (cheapest tier first; the last model is "the big model") are defined once, in
+# bayes_router/pools.yaml; commands and notebooks take a pool's name. These are the MMLU-Pro ones.
 POOLS := trio tiers all
-POOL_trio := Meta-Llama-3_1-8B-Instruct,Mixtral-8x7B-Instruct-v0.1,Meta-Llama-3_1-70B-Instruct
-POOL_tiers := Llama-2-7b-hf,Llama-2-13b-hf,Llama-2-70b-hf
-POOL_all := gemini-1.5-flash-002,Phi-3-mini-4k-instruct,DeepSeek-Coder-V2,Meta-Llama-3_1-8B,Meta-Llama-3_1-8B-Instruct,Mistral-7B-v0.1,Mistral-7B-v0.2-hf,Llama-2-7b-hf,Yi-6B,gemma-7b,Mistral-7B-Instruct-v0.1,Mistral-7B-Instruct-v0.2,Qwen1.5-7B-Chat,mathstral-7B,Meta-Llama-3-8B,Llama-2-13b-hf,Mixtral-8x7B-v0.1,Mixtral-8x7B-Instruct-v0.1,Yi-34B,Llama-2-70b-hf,Meta-Llama-3_1-70B,Qwen1.5-72B-Chat,Meta-Llama-3-70B,Meta-Llama-3_1-70B-Instruct
 
 # fit: the trio's pre- and post-call posteriors (notebook 02 loads them instead of refitting).
 FIT_ARGS_quick := --questions 400 --draws 300 --tune 300 --chains 2
@@ -126,14 +121,14 @@ $(EXEC_DIR)/02_reliability_model.ipynb: $(if $(NB_PARAMS_02_reliability_model),$
 NB_PARAMS_06_budget_allocation := -p PRE_POSTERIOR $(abspath $(POST_DIR)/trio_pre.nc)
 $(EXEC_DIR)/06_budget_allocation.ipynb: $(POST_DIR)/trio_pre.nc
 
-$(POST_DIR)/trio_%.nc: $(LOG) $(MODE_FILE) $(wildcard bayes_router/reliability.py bayes_router/diagnostics.py bayes_router/commands/fit.py) bayes_router/split.py | $(STAMP)
+$(POST_DIR)/trio_%.nc: $(LOG) $(MODE_FILE) $(wildcard bayes_router/models/reliability.py bayes_router/models/reliability/*.py bayes_router/models/diagnostics.py bayes_router/commands/fit.py) bayes_router/data/split.py | $(STAMP)
 	@mkdir -p $(@D)
-	set -o pipefail; $(BIN)/bayes-router fit $(LOG) --stage $* --models $(POOL_trio) $(FIT_ARGS_$(MODE)) --seed $(SEED) -o $@ \
+	set -o pipefail; $(BIN)/bayes-router fit $(LOG) --stage $* --models trio $(FIT_ARGS_$(MODE)) --seed $(SEED) -o $@ \
 	  | tee $(@:.nc=.diagnostics.txt)
 
 # their convergence diagnostics (R-hat, ESS, divergences, E-BFMI: pass/fail) for the summary
-$(RESULTS_DIR)/fit/trio_%.json: $(POST_DIR)/trio_%.nc $(wildcard bayes_router/diagnostics.py) | $(STAMP)
-	$(BIN)/python -m bayes_router.report diagnose $< --mode $(MODE) -o $@
+$(RESULTS_DIR)/fit/trio_%.json: $(POST_DIR)/trio_%.nc $(wildcard bayes_router/models/diagnostics.py) | $(STAMP)
+	$(BIN)/python -m bayes_router.study.report diagnose $< --mode $(MODE) -o $@
 
 # papermill into a temporary copy; on success it becomes the target, on failure it is kept
 # in $(EXEC_DIR)/failed/ (the report shows the failing cell) and the target stays out of date.
@@ -156,7 +151,7 @@ NB03_PARAMS_trio := -p PRE_POSTERIOR $(abspath $(POST_DIR)/trio_pre.nc) -p POST_
 $(EXEC_DIR)/$(NB03)_trio.ipynb: $(POSTERIORS)
 
 $(EXEC_DIR)/$(NB03)_%.ipynb: notebooks/$(NB03).ipynb $(NB_DEPS) | $(STAMP)
-	$(call run_notebook,$(NB03).ipynb,-p POOL $* -p MODELS $(POOL_$*) $(NB03_PARAMS_$*),,/pools/$*)
+	$(call run_notebook,$(NB03).ipynb,-p POOL $* -p MODELS $* $(NB03_PARAMS_$*),,/pools/$*)
 
 $(EXEC_DIR)/%.ipynb: notebooks/%.ipynb $(NB_DEPS) | $(STAMP)
 	$(call run_notebook,$*.ipynb,$(NB_PARAMS_$*),,)
@@ -167,12 +162,12 @@ figures: $(NB_EXEC) ## execute the notebooks (they write the figures to figures/
 
 reproduce-notebooks: $(LOG) $(POSTERIORS) $(FIT_DIAGNOSTICS) $(NB_EXEC)
 
-$(SUMMARY): $(wildcard $(NB_EXEC) $(EXEC_DIR)/failed/*.ipynb) $(wildcard $(RESULTS_DIR)/*.json $(RESULTS_DIR)/*/*.json $(RESULTS_DIR)/*/*/*.json) $(MODE_FILE) bayes_router/report.py | $(STAMP)
-	$(BIN)/python -m bayes_router.report summary --results-dir $(RESULTS_DIR) --notebooks-dir $(EXEC_DIR) \
-	  --mode $(MODE) --seed $(SEED) $(foreach p,$(POOLS),--pool $(p)=$(POOL_$(p))) --command "make reproduce$(if $(filter quick,$(MODE)), QUICK=1,) SEED=$(SEED)" -o $@
+$(SUMMARY): $(wildcard $(NB_EXEC) $(EXEC_DIR)/failed/*.ipynb) $(wildcard $(RESULTS_DIR)/*.json $(RESULTS_DIR)/*/*.json $(RESULTS_DIR)/*/*/*.json) $(MODE_FILE) bayes_router/study/report.py | $(STAMP)
+	$(BIN)/python -m bayes_router.study.report summary --results-dir $(RESULTS_DIR) --notebooks-dir $(EXEC_DIR) \
+	  --mode $(MODE) --seed $(SEED) $(foreach p,$(POOLS),--pool $(p)) --command "make reproduce$(if $(filter quick,$(MODE)), QUICK=1,) SEED=$(SEED)" -o $@
 
-$(INDEX): $(SUMMARY) $(wildcard $(NB_EXEC) $(EXEC_DIR)/failed/*.ipynb) bayes_router/report.py | $(STAMP)
-	$(BIN)/python -m bayes_router.report index --reports-dir $(REPORTS) --figures-dir $(FIG_DIR) -o $@
+$(INDEX): $(SUMMARY) $(wildcard $(NB_EXEC) $(EXEC_DIR)/failed/*.ipynb) bayes_router/study/report.py | $(STAMP)
+	$(BIN)/python -m bayes_router.study.report index --reports-dir $(REPORTS) --figures-dir $(FIG_DIR) -o $@
 
 reproduce-report: $(INDEX)
 

@@ -1,28 +1,66 @@
 """bayes-router: Bayesian routing between LLMs of different price and skill.
 
-The public API mirrors the command line; heavy libraries (PyMC, ArviZ,
-scikit-learn) load only when the part that needs them is used.
+The package is laid out by domain:
+
+* :mod:`bayes_router.data`: call logs (schema, I/O, importers, prices, tokens,
+  simulated logs, the question split, the named pools);
+* :mod:`bayes_router.models`: the reliability model, trust learning, calibration,
+  convergence diagnostics;
+* :mod:`bayes_router.policies`: routing policies behind one registry;
+* :mod:`bayes_router.study`: evaluation, metrics, overview, benchmarks, figures, reports;
+* :mod:`bayes_router.commands`: the ``bayes-router`` subcommands.
+
+The names a notebook needs are exported here. They load on first use, so
+``import bayes_router`` stays cheap (no PyMC, ArviZ or scikit-learn until a
+model is built).
 """
 
 from __future__ import annotations
 
-from .errors import BayesRouterError, InputError, SchemaError
-from .io import load_call_log, load_questions, write_call_log
-from .schema import CALL_LOG_COLUMNS, validate_call_log
+import importlib
+
+from bayes_router.errors import BayesRouterError, InputError, SchemaError
 
 __version__ = "0.1.0"
 
+#: exported name -> the module that defines it (imported on first access)
+_EXPORTS = {
+    "CALL_LOG_COLUMNS": "bayes_router.data.schema",
+    "validate_call_log": "bayes_router.data.schema",
+    "load_call_log": "bayes_router.data.io",
+    "load_questions": "bayes_router.data.io",
+    "write_call_log": "bayes_router.data.io",
+    "write_json": "bayes_router.data.io",
+    "import_mmlu_pro": "bayes_router.data.mmlu_pro",
+    "load_prices": "bayes_router.data.prices",
+    "call_cost_usd": "bayes_router.data.prices",
+    "simulate_call_log": "bayes_router.data.simulate",
+    "sample_questions": "bayes_router.data.split",
+    "train_test_split": "bayes_router.data.split",
+    "rows_for": "bayes_router.data.split",
+    "pool_models": "bayes_router.data.pools",
+    "pool_names": "bayes_router.data.pools",
+    "resolve_models": "bayes_router.data.pools",
+    "ReliabilityModel": "bayes_router.models.reliability",
+    "check_fitted_on": "bayes_router.models.reliability",
+    "convergence_report": "bayes_router.models.diagnostics",
+    "make_policy": "bayes_router.policies",
+    "evaluate": "bayes_router.study.evaluate",
+    "save_figure": "bayes_router.study.figures",
+}
 
-def import_mmlu_pro(src, prices=None, few_shot_overhead=None, progress=False):
-    """Import public MMLU-Pro outputs: returns (call log, question texts). See :mod:`bayes_router.importer`."""
-    from .importer import import_mmlu_pro as _imp
-    from .tokens import DEFAULT_FEW_SHOT_OVERHEAD
 
-    overhead = DEFAULT_FEW_SHOT_OVERHEAD if few_shot_overhead is None else few_shot_overhead
-    return _imp(src, prices=prices, few_shot_overhead=overhead, progress=progress)
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bayes_router' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
 
 
-__all__ = [
-    "BayesRouterError", "InputError", "SchemaError", "CALL_LOG_COLUMNS",
-    "import_mmlu_pro", "load_call_log", "load_questions", "validate_call_log", "write_call_log",
-]
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+__all__ = ["BayesRouterError", "InputError", "SchemaError", *_EXPORTS]

@@ -13,7 +13,7 @@ import importlib
 import sys
 import warnings
 
-from .errors import BayesRouterError
+from bayes_router.errors import BayesRouterError
 
 COMMANDS: dict[str, str] = {
     "import-mmlu-pro": "bayes_router.commands.import_mmlu_pro",

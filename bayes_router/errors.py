@@ -1,12 +1,15 @@
-"""Exceptions the command line turns into one clear error line (never a traceback)."""
+"""Exceptions for what a user can get wrong; the command line prints them as one line.
+
+Both are ``ValueError`` subclasses, so library callers can catch them the usual way.
+"""
 
 
-class BayesRouterError(Exception):
+class BayesRouterError(ValueError):
     """Base class of every error a user can cause with bad input or arguments."""
 
 
 class SchemaError(BayesRouterError):
-    """A call log that breaks the schema of DESIGN.md (names the file, column and rows)."""
+    """A call log that breaks the call-log schema (names the file, the column and a few rows)."""
 
 
 class InputError(BayesRouterError):

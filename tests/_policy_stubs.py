@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bayes_router.schema import validate_call_log
+from bayes_router.data.schema import validate_call_log
 
 #: USD per million tokens (same for input and output), per model.
 PRICES = {"small": 1.0, "mid": 4.0, "big": 10.0}
@@ -54,8 +54,8 @@ _REAL: dict = {}
 def real_trio_context(real_trio_log, trio):
     """One small real-data setup (400 trio questions, 30% test, seed 0, short NUTS runs) shared by
     the real smoke tests of both policy test files, so the reliability fits run once per session."""
+    from bayes_router.data.split import rows_for, sample_questions, train_test_split
     from bayes_router.policies import RoutingContext
-    from bayes_router.split import rows_for, sample_questions, train_test_split
 
     if "ctx" not in _REAL:
         ids = sample_questions(real_trio_log, trio, 400, seed=0)

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-TRIO = ["Meta-Llama-3_1-8B-Instruct", "Mixtral-8x7B-Instruct-v0.1", "Meta-Llama-3_1-70B-Instruct"]
+from bayes_router.data.pools import pool_models
+
+TRIO = pool_models("trio")
 
 
 @pytest.fixture(scope="session")
@@ -50,7 +52,7 @@ def sim_log_path(tmp_path_factory) -> Path:
     """A small SIMULATED log (3 models x 240 questions, correlated errors, with confidence
     and latency) written with its question texts."""
     from bayes_router import write_call_log
-    from bayes_router.simulate import simulate_call_log
+    from bayes_router.data.simulate import simulate_call_log
 
     log, questions, _ = simulate_call_log(
         n_questions=240, difficulty_sd=1.0, with_confidence=True, with_latency=True, seed=11

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from tiny_logs import CORRECT_12, MODELS, StubReliability, tiny_log
 
-from bayes_router.evaluate import prepare, run_policy
 from bayes_router.policies import make_policy
 from bayes_router.policies.allocation import (
     allocate_mip,
@@ -18,6 +17,7 @@ from bayes_router.policies.allocation import (
     ndch_mixture,
 )
 from bayes_router.policies.base import expected_cost
+from bayes_router.study.evaluate import prepare, run_policy
 
 
 def test_threshold_picks_cheapest_clearing_model_else_best():

@@ -12,8 +12,9 @@ import pytest
 from scipy.special import expit
 from sklearn import metrics as skm
 
-from bayes_router import calibration as cal
-from bayes_router.calibration import (
+from bayes_router.errors import InputError
+from bayes_router.models import calibration as cal
+from bayes_router.models.calibration import (
     HistogramBucketing,
     TemperatureScaling,
     brier_score,
@@ -25,7 +26,6 @@ from bayes_router.calibration import (
     plot_reliability_diagram,
     reliability_table,
 )
-from bayes_router.errors import InputError
 
 N = 20_000
 

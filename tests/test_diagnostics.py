@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from test_reliability import fitted, split
 
-from bayes_router import diagnostics as dg
+from bayes_router.models import diagnostics as dg
 
 
 def _idata(chains: np.ndarray, diverging: int = 0):

@@ -11,7 +11,7 @@ import zipfile
 import pytest
 
 from bayes_router.cli import main
-from bayes_router.download import download_eval_results
+from bayes_router.data.download import download_eval_results
 from bayes_router.errors import InputError
 
 

@@ -11,9 +11,9 @@ import pytest
 from tiny_logs import CORRECT_12, MODELS, StubReliability, tiny_log, tiny_questions
 
 from bayes_router.cli import main
-from bayes_router.evaluate import evaluate
 from bayes_router.policies import REGISTRY, default_policy_names
 from bayes_router.policies.base import Policy, answer_with
+from bayes_router.study.evaluate import evaluate
 
 DESIGN_POLICY_KEYS = {"accuracy", "accuracy_ci95", "cost_per_question", "cost_ci95", "calls_per_question"}
 
@@ -152,7 +152,7 @@ def test_real_trio_smoke(real_trio_log_path):
     and cascade have their own real-data tests)."""
     from conftest import TRIO
 
-    from bayes_router.io import load_call_log, load_questions
+    from bayes_router.data.io import load_call_log, load_questions
 
     log = load_call_log(real_trio_log_path)
     names = [n for n in default_policy_names(TRIO) if n not in ("bayes-adaptive", "cascade")]
@@ -171,8 +171,8 @@ def test_real_trio_smoke(real_trio_log_path):
 
 
 def test_frontier_table_sweeps_budget_with_intervals():
-    from bayes_router.evaluate import frontier_table, prepare
     from bayes_router.policies import make_policy
+    from bayes_router.study.evaluate import frontier_table, prepare
 
     setup = prepare(tiny_log(CORRECT_12), MODELS, test_frac=0.5, seed=3, reliability=_stubs())
     mip = make_policy("mip").fit(setup.ctx)
@@ -187,7 +187,7 @@ def test_frontier_table_sweeps_budget_with_intervals():
 
 def test_posterior_fitted_on_another_split_is_refused():
     from bayes_router.errors import InputError
-    from bayes_router.evaluate import prepare
+    from bayes_router.study.evaluate import prepare
 
     stub = _stubs()["pre"]
     stub.metadata = {"train_question_ids": [0, 1, 2]}
@@ -216,7 +216,7 @@ def test_reliability_fits_carry_their_convergence_verdict(sim_log_path):
 
 
 def test_quality_targets_on_a_hand_made_frontier():
-    from bayes_router.evaluate import quality_targets
+    from bayes_router.study.evaluate import quality_targets
 
     results = {
         "models": ["s", "b"],

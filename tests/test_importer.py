@@ -15,9 +15,9 @@ import pytest
 
 from bayes_router import import_mmlu_pro, load_call_log, load_questions
 from bayes_router.cli import main
+from bayes_router.data.prices import call_cost_usd, load_prices
+from bayes_router.data.tokens import DEFAULT_FEW_SHOT_OVERHEAD, count_tokens, format_question
 from bayes_router.errors import InputError
-from bayes_router.prices import call_cost_usd, load_prices
-from bayes_router.tokens import DEFAULT_FEW_SHOT_OVERHEAD, count_tokens, format_question
 
 # Files with the real quirks: junk entries (DeepSeek-Coder-V2), fewer questions
 # (gemini-1.5-flash-002), many unparsed answers and `generated_text` (Yi-6B).

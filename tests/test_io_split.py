@@ -5,16 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bayes_router.errors import InputError
-from bayes_router.io import atomic_write, load_call_log, load_questions, write_json
-from bayes_router.prices import call_cost_usd, load_prices, price_of
-from bayes_router.simulate import simulate_call_log
-from bayes_router.split import (
+from bayes_router.data.io import atomic_write, load_call_log, load_questions, write_json
+from bayes_router.data.prices import call_cost_usd, load_prices, price_of
+from bayes_router.data.simulate import simulate_call_log
+from bayes_router.data.split import (
     questions_answered_by_all,
     rows_for,
     sample_questions,
     train_test_split,
 )
+from bayes_router.errors import InputError
 
 
 def test_interrupted_write_leaves_nothing(tmp_path):

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 from tiny_logs import CORRECT_12, MODELS, tiny_log, tiny_questions
 
-from bayes_router.evaluate import prepare, run_policy
 from bayes_router.policies import make_policy
 from bayes_router.policies.learned import ClassifierRouter, KNNRouter, MFRouter
+from bayes_router.study.evaluate import prepare, run_policy
 
 ROUTERS = [
     lambda: KNNRouter(n_neighbors=10, random_state=0),

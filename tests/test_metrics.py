@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bayes_router.metrics import (
+from bayes_router.study.metrics import (
     aiq,
     area_under_hull,
     bootstrap_indices,

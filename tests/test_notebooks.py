@@ -11,13 +11,15 @@ from pathlib import Path
 
 import pytest
 
+from bayes_router.data.pools import pool_models
+
 pytestmark = [pytest.mark.notebooks, pytest.mark.realdata]
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
 POOLED = "03_routing_policies"  # run once per pool by the Makefile; here on the trio
-TRIO = ["Meta-Llama-3_1-8B-Instruct", "Mixtral-8x7B-Instruct-v0.1", "Meta-Llama-3_1-70B-Instruct"]
-TIERS = ["Llama-2-7b-hf", "Llama-2-13b-hf", "Llama-2-70b-hf"]
+TRIO = pool_models("trio")
+TIERS = pool_models("tiers")
 N_QUESTIONS = 1200
 CELL_TIMEOUT_S = 300
 
@@ -26,7 +28,7 @@ CELL_TIMEOUT_S = 300
 def small_real_log(mmlu_pro_dir, tmp_path_factory) -> Path:
     """The trio and the Llama-2 tiers imported from the real files, cut to 1,200 common questions."""
     from bayes_router import import_mmlu_pro, write_call_log
-    from bayes_router.split import sample_questions
+    from bayes_router.data.split import sample_questions
 
     src = tmp_path_factory.mktemp("nb_src")
     for m in TRIO + TIERS:
@@ -75,7 +77,7 @@ def test_notebook_runs_and_writes_figures_and_results(nb_path, small_real_log, r
         executed, results, figures = _execute(nb_path, small_real_log, run_dir)
     except PapermillExecutionError as exc:
         pytest.fail(f"{nb_path.name}: code cell {exc.cell_index} failed: {exc.ename}: {exc.evalue}")
-    from bayes_router.report import notebook_status
+    from bayes_router.study.report import notebook_status
 
     assert notebook_status(executed)["status"] == "ok"
     pngs = sorted(figures.rglob("*.png"))
@@ -93,7 +95,7 @@ def test_notebook_runs_and_writes_figures_and_results(nb_path, small_real_log, r
 
 def test_summary_of_the_quick_run(small_real_log, run_dir):
     """Runs after the notebooks (file order): the summary of what they wrote has every promised field."""
-    from bayes_router import report
+    from bayes_router.study import report
 
     if not (run_dir / "notebooks").is_dir():
         pytest.skip("no notebook was executed")

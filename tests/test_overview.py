@@ -8,8 +8,8 @@ import pytest
 from scipy.stats import beta
 
 from bayes_router import load_call_log, validate_call_log
-from bayes_router import overview as ov
 from bayes_router.errors import InputError
+from bayes_router.study import overview as ov
 
 
 def _tiny_log() -> pd.DataFrame:
@@ -109,7 +109,7 @@ def test_restrict_and_plots_on_simulated_log(sim_log_path, tmp_path):
     import matplotlib
 
     matplotlib.use("Agg")
-    from bayes_router.figures import save_figure
+    from bayes_router.study.figures import save_figure
 
     log = load_call_log(sim_log_path)
     sub = ov.restrict(log, None, 50, seed=3)

@@ -8,9 +8,9 @@ import pytest
 from tiny_logs import CORRECT_12, MODELS, tiny_log
 
 from bayes_router.errors import InputError
-from bayes_router.evaluate import prepare, run_policy
 from bayes_router.policies import REGISTRY, default_policy_names, make_policy
 from bayes_router.policies.base import Policy, TestCalls, answer_with
+from bayes_router.study.evaluate import prepare, run_policy
 
 
 @pytest.fixture()

@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bayes_router.data.simulate import simulate_call_log
+from bayes_router.data.split import rows_for, train_test_split
 from bayes_router.errors import InputError
-from bayes_router.reliability import ReliabilityModel
-from bayes_router.simulate import simulate_call_log
-from bayes_router.split import rows_for, train_test_split
+from bayes_router.models.reliability import ReliabilityModel
 
 N_QUESTIONS = 300
 DRAWS = 300
@@ -99,7 +99,7 @@ def test_post_call_learns_long_answers_are_wrong_and_drops_missing_covariates():
 
 
 def test_post_call_uses_confidence_and_latency_when_the_log_holds_them(sim_log_path):
-    from bayes_router.io import load_call_log
+    from bayes_router.data.io import load_call_log
 
     rm = ReliabilityModel("post")
     with warnings.catch_warnings():
@@ -263,7 +263,7 @@ def _cells(rng, n_models, n_subjects, calls_per_cell, interaction_sd, slope_sd):
 
 def test_auto_parameterization_follows_how_strongly_the_data_pin_each_level():
     """Centered when every level is pinned more tightly than the levels spread; else non-centered."""
-    from bayes_router.reliability import choose_parameterization
+    from bayes_router.models.reliability import choose_parameterization
 
     rng = np.random.default_rng(0)
     strong = _cells(rng, 12, 8, 400, interaction_sd=0.5, slope_sd=0.4)  # 400 calls per cell, wide spreads
@@ -289,7 +289,7 @@ def test_auto_parameterization_follows_how_strongly_the_data_pin_each_level():
 def test_slopes_are_parameterized_per_covariate(monkeypatch):
     """Slopes that spread widely are centered, slopes on the edge get zero-sum innovations, in one
     model ("mixed"); its likelihood is still the calls' Bernoulli likelihood and it predicts."""
-    import bayes_router.reliability as rel
+    import bayes_router.models.reliability as rel
 
     rng = np.random.default_rng(1)
     data = _cells(rng, 12, 8, 400, interaction_sd=0.3, slope_sd=[0.5, 0.0])
@@ -369,7 +369,7 @@ def test_cli_fit_user_errors_are_one_line(tmp_path, capsys, sim_log_path):
 @pytest.mark.realdata
 def test_real_trio_smoke(real_trio_log):
     """A small slice of the real trio with the default sampler (nutpie) and few draws."""
-    from bayes_router.split import sample_questions
+    from bayes_router.data.split import sample_questions
 
     models = sorted(real_trio_log["model"].unique())
     ids = sample_questions(real_trio_log, models, 150, seed=0)
@@ -386,7 +386,7 @@ def test_real_trio_smoke(real_trio_log):
 
 
 def test_default_draws_share_4000_among_the_chains():
-    from bayes_router.reliability import DEFAULT_TOTAL_DRAWS, default_draws
+    from bayes_router.models.reliability import DEFAULT_TOTAL_DRAWS, default_draws
 
     assert DEFAULT_TOTAL_DRAWS == 4000
     assert [default_draws(c) for c in (1, 2, 3, 4)] == [4000, 2000, 1334, 1000]

@@ -7,8 +7,8 @@ import json
 import nbformat
 import pytest
 
-from bayes_router import report
 from bayes_router.errors import InputError
+from bayes_router.study import report
 
 
 def _results_like(models, acc_big=0.6):
@@ -153,7 +153,7 @@ def _saved_posterior(path, shift: float):
     import arviz as az
     import numpy as np
 
-    from bayes_router.reliability import ReliabilityModel
+    from bayes_router.models.reliability import ReliabilityModel
 
     rng = np.random.default_rng(0)
     draws = rng.normal(size=(2, 1000))

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bayes_router.data.io import load_call_log, write_call_log
+from bayes_router.data.schema import CALL_LOG_COLUMNS, validate_call_log
+from bayes_router.data.simulate import simulate_call_log
 from bayes_router.errors import SchemaError
-from bayes_router.io import load_call_log, write_call_log
-from bayes_router.schema import CALL_LOG_COLUMNS, validate_call_log
-from bayes_router.simulate import simulate_call_log
 
 LETTERS = "ABCDEFGHIJ"
 

@@ -14,7 +14,7 @@ from scipy import integrate, stats
 
 from bayes_router.cli import main
 from bayes_router.errors import InputError
-from bayes_router.trust import (
+from bayes_router.models.trust import (
     RouterBelief,
     TierCosts,
     TrustModel,
@@ -223,7 +223,7 @@ def test_outcomes_from_simulated_log(sim_log_path):
 
 @pytest.mark.realdata
 def test_trust_by_subject_on_real_log(real_trio_log):
-    from bayes_router.split import rows_for, sample_questions, train_test_split
+    from bayes_router.data.split import rows_for, sample_questions, train_test_split
 
     small, big = "Meta-Llama-3_1-8B-Instruct", "Meta-Llama-3_1-70B-Instruct"
     ids = sample_questions(real_trio_log, [small, big], None, seed=0)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bayes_router.prices import call_cost_usd
-from bayes_router.schema import validate_call_log
+from bayes_router.data.prices import call_cost_usd
+from bayes_router.data.schema import validate_call_log
 
 MODELS = ["s", "m", "b"]
 PRICE = {"s": 0.1, "m": 0.5, "b": 2.0}  # USD per million tokens, input and output alike

@@ -23,11 +23,12 @@ Timings are pessimistic when other work shares the cores; the load average is re
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..bench import DEFAULT_LOG, TRIO
+    from bayes_router.study.bench import DEFAULT_LOG
 
     p.add_argument("--log", default=DEFAULT_LOG, metavar="LOG",
                    help=f"call log (default {DEFAULT_LOG}; a SIMULATED log if it does not exist)")
-    p.add_argument("--models", default=",".join(TRIO), metavar="A,B,C", help="models of the trio benchmark")
+    p.add_argument("--models", default="trio", metavar="POOL|A,B,C",
+                   help="pool name or models of the 3-model benchmark (default: the trio pool)")
     p.add_argument("--questions", type=int, default=4000, metavar="N", help="questions (default 4000)")
     p.add_argument("--draws", type=int, default=None,
                    help="draws per chain of every fit (default: 4000 in total, i.e. 2000 per chain with 2 chains)")
@@ -40,15 +41,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..bench import run_bench
-    from ..errors import InputError
-    from ..io import write_json
+    from bayes_router.data.io import write_json
+    from bayes_router.data.pools import resolve_models
+    from bayes_router.errors import InputError
+    from bayes_router.study.bench import run_bench
 
     if args.questions < 2 or (args.draws is not None and args.draws < 1) or args.tune < 1:
         raise InputError("--questions must be >= 2 and --draws/--tune >= 1")
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
-    if not models:
-        raise InputError("--models: empty list")
+    models = resolve_models(args.models)
     res = run_bench(args.log, models, args.questions, args.draws, args.tune, args.chains, args.seed,
                     quick=args.quick, full_pool=args.full_pool)
     path = write_json(args.output, res)

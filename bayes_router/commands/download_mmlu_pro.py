@@ -14,7 +14,7 @@ temporary file renamed when complete, so an interrupted run leaves nothing parti
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..download import DEFAULT_LISTING_URL
+    from bayes_router.data.download import DEFAULT_LISTING_URL
 
     p.add_argument("dest", metavar="DEST", help="folder to download into (git-ignored, e.g. data/raw/eval_results)")
     p.add_argument("--listing-url", default=DEFAULT_LISTING_URL, help="JSON listing of the files (default: the public repository)")
@@ -23,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..download import download_eval_results
+    from bayes_router.data.download import download_eval_results
 
     models = [m for m in args.models.split(",") if m] if args.models else None
     paths = download_eval_results(args.dest, listing_url=args.listing_url, models=models, progress=not args.no_progress)

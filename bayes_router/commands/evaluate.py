@@ -34,8 +34,9 @@ Writes RESULTS.json (DESIGN.md) atomically and prints a table.
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("log", metavar="LOG", help="call log (Parquet, DESIGN.md schema)")
-    p.add_argument("--models", required=True, metavar="A,B,C",
-                   help="comma-separated pool, cheapest tier first, the big model last")
+    p.add_argument("--models", required=True, metavar="POOL|A,B,C",
+                   help="a pool name from bayes_router/pools.yaml, or comma-separated models, cheapest "
+                        "tier first, the big model last")
     p.add_argument("--questions", type=int, default=None, metavar="N",
                    help="questions to sample among those every model answered (default: all)")
     p.add_argument("--test-frac", type=float, default=0.3, metavar="F", help="share held out for testing (default 0.3)")
@@ -63,7 +64,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _split_names(value: str | None, what: str) -> list[str] | None:
-    from ..errors import InputError
+    from bayes_router.errors import InputError
 
     if value is None:
         return None
@@ -76,11 +77,12 @@ def _split_names(value: str | None, what: str) -> list[str] | None:
 def run(args: argparse.Namespace) -> int:
     import warnings
 
-    from ..errors import InputError
-    from ..evaluate import evaluate
-    from ..io import load_call_log, load_questions, questions_path, write_json
+    from bayes_router.data.io import load_call_log, load_questions, questions_path, write_json
+    from bayes_router.data.pools import resolve_models
+    from bayes_router.errors import InputError
+    from bayes_router.study.evaluate import evaluate
 
-    models = _split_names(args.models, "--models")
+    models = resolve_models(args.models)
     policies = _split_names(args.policies, "--policies")
     for flag in ("draws", "tune", "chains", "n_boot"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
@@ -98,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
                              f"{sorted(wanted & text_based)} (or leave those out with --policies)")
     reliability = {}
     if args.pre_posterior or args.post_posterior:
-        from ..reliability import ReliabilityModel
+        from bayes_router.models.reliability import ReliabilityModel
 
         for stage, path in (("pre", args.pre_posterior), ("post", args.post_posterior)):
             if path:

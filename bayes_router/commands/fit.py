@@ -9,7 +9,7 @@ import time
 HELP = "fit a hierarchical Bayesian reliability model (pre- or post-call) to a call log"
 DESCRIPTION = """Fit a hierarchical Bayesian model of P(correct) to the TRAINING questions of a call log.
 
-Questions are chosen and split the one way (bayes_router.split): --questions ids
+Questions are chosen and split the one way (bayes_router.data.split): --questions ids
 drawn from those every model in --models answered, then a --test-frac share held
 out by question. Only train questions are fitted; both id lists are stored in the
 output's attributes so an evaluation can score the held-out questions.
@@ -31,12 +31,13 @@ Output: POSTERIOR.nc (ArviZ InferenceData, NetCDF), written atomically.
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..reliability import SAMPLERS, STAGES
+    from bayes_router.models.reliability import SAMPLERS, STAGES
 
     p.add_argument("log", metavar="LOG", help="call log (Parquet)")
     p.add_argument("--stage", choices=STAGES, required=True, help="pre-call or post-call model")
     p.add_argument("--models", default=None, metavar="A,B,C",
-                   help="comma-separated models to fit (default: every model in the log)")
+                   help="a pool name from bayes_router/pools.yaml, or comma-separated models to fit "
+                        "(default: every model in the log)")
     p.add_argument("--questions", type=int, default=None, metavar="N",
                    help="use N questions answered by every model (default: all of them)")
     p.add_argument("--test-frac", type=float, default=0.3, metavar="F",
@@ -59,11 +60,12 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from ..diagnostics import convergence_report, held_out_scores
-    from ..errors import InputError
-    from ..io import load_call_log
-    from ..reliability import ReliabilityModel
-    from ..split import rows_for, sample_questions, train_test_split
+    from bayes_router.data.io import load_call_log
+    from bayes_router.data.pools import resolve_models
+    from bayes_router.data.split import rows_for, sample_questions, train_test_split
+    from bayes_router.errors import InputError
+    from bayes_router.models.diagnostics import convergence_report, held_out_scores
+    from bayes_router.models.reliability import ReliabilityModel
 
     for name in ("draws", "tune"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
@@ -73,10 +75,8 @@ def run(args: argparse.Namespace) -> int:
     if not str(args.output).endswith(".nc"):
         raise InputError(f"-o {args.output}: the posterior is written as NetCDF; name it *.nc")
     log = load_call_log(args.log)
-    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else sorted(
+    models = resolve_models(args.models) if args.models is not None else sorted(
         log["model"].astype(str).unique())
-    if args.models is not None and not models:
-        raise InputError("--models: empty list")
     ids = sample_questions(log, models, args.questions, seed=args.seed)
     train_ids, test_ids = train_test_split(ids, args.test_frac, seed=args.seed)
     train, test = rows_for(log, models, train_ids), rows_for(log, models, test_ids)

@@ -20,7 +20,7 @@ the price table (USD per million tokens). Nothing is written if any file is refu
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..tokens import DEFAULT_FEW_SHOT_OVERHEAD
+    from bayes_router.data.tokens import DEFAULT_FEW_SHOT_OVERHEAD
 
     p.add_argument("src", metavar="SRC", help="folder of model_outputs_* files, or one .zip/.json file")
     p.add_argument("-o", "--output", required=True, metavar="LOG.parquet", help="call log to write")
@@ -32,8 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..importer import import_mmlu_pro
-    from ..io import write_call_log
+    from bayes_router.data.io import write_call_log
+    from bayes_router.data.mmlu_pro import import_mmlu_pro
 
     t0 = time.perf_counter()
     log, questions = import_mmlu_pro(

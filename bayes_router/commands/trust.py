@@ -43,9 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import InputError
-    from ..io import write_json
-    from ..trust import (
+    from bayes_router.data.io import write_json
+    from bayes_router.errors import InputError
+    from bayes_router.models.trust import (
         TierCosts,
         TrustModel,
         cost_impact,

@@ -8,8 +8,8 @@ Names (DESIGN.md): ``always:<model>`` for each model, ``random``, ``oracle``,
 
 from __future__ import annotations
 
-from ..errors import InputError
-from .base import Policy, RoutingContext, TestCalls, expected_cost
+from bayes_router.errors import InputError
+from bayes_router.policies.base import Policy, RoutingContext, TestCalls, expected_cost
 
 REGISTRY: dict[str, type[Policy]] = {}
 
@@ -52,7 +52,7 @@ def default_policy_names(models: list[str]) -> list[str]:
 
 # Registration happens on import; these modules need only numpy/pandas at import time
 # (scikit-learn, scipy.optimize and PyMC load inside fit/route).
-from . import adaptive, allocation, cascade, learned, simple  # noqa: E402,F401
+from bayes_router.policies import adaptive, allocation, cascade, learned, simple  # noqa: E402, F401
 
 __all__ = ["REGISTRY", "Policy", "RoutingContext", "TestCalls", "default_policy_names",
            "expected_cost", "make_policy", "register"]

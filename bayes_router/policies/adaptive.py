@@ -86,9 +86,15 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from ..errors import InputError
-from . import register
-from .base import Policy, RoutingContext, TestCalls, expected_cost, precall_matrix
+from bayes_router.errors import InputError
+from bayes_router.policies import register
+from bayes_router.policies.base import (
+    Policy,
+    RoutingContext,
+    TestCalls,
+    expected_cost,
+    precall_matrix,
+)
 
 _EPS = 1e-6
 

@@ -32,9 +32,16 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from ..metrics import nondecreasing_convex_hull
-from . import register
-from .base import Policy, RoutingContext, TestCalls, answer_with, expected_cost, precall_matrix
+from bayes_router.policies import register
+from bayes_router.policies.base import (
+    Policy,
+    RoutingContext,
+    TestCalls,
+    answer_with,
+    expected_cost,
+    precall_matrix,
+)
+from bayes_router.study.metrics import nondecreasing_convex_hull
 
 BUDGET_GRID = tuple(np.round(np.arange(0.15, 1.0001, 0.05), 2).tolist())
 

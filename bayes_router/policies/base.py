@@ -30,11 +30,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
-from ..prices import call_cost_usd
+from bayes_router.data.prices import call_cost_usd
+from bayes_router.errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..reliability import ReliabilityModel
+    from bayes_router.models.reliability import ReliabilityModel
 
 #: Columns a policy may see before calling (no answer, pred, correct, tokens out).
 PRECALL_COLUMNS: list[str] = [
@@ -209,7 +209,7 @@ class RoutingContext:
         if stage not in ("pre", "post"):
             raise ValueError(f"stage must be 'pre' or 'post', got {stage!r}")
         if stage not in self._reliability:
-            from ..reliability import ReliabilityModel
+            from bayes_router.models.reliability import ReliabilityModel
 
             cfg = dict(self.sampler_config)
             rm = ReliabilityModel(stage=stage)

@@ -24,9 +24,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
-from . import register
-from .base import Policy, RoutingContext, TestCalls, answer_with, expected_cost, precall_matrix
+from bayes_router.errors import InputError
+from bayes_router.policies import register
+from bayes_router.policies.base import (
+    Policy,
+    RoutingContext,
+    TestCalls,
+    answer_with,
+    expected_cost,
+    precall_matrix,
+)
 
 
 class _TextFeatures:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
-from . import register
-from .base import Policy, RoutingContext, TestCalls, answer_with
+from bayes_router.errors import InputError
+from bayes_router.policies import register
+from bayes_router.policies.base import Policy, RoutingContext, TestCalls, answer_with
 
 
 @register

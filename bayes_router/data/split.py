@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
+from bayes_router.errors import InputError
 
 
 def questions_answered_by_all(log: pd.DataFrame, models: Sequence[str]) -> np.ndarray:

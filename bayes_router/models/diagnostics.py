@@ -1,4 +1,4 @@
-"""Is the posterior trustworthy, and is it any good? Diagnostics for :class:`~bayes_router.reliability.ReliabilityModel`.
+"""Is the posterior trustworthy, and is it any good? Diagnostics for :class:`~bayes_router.models.reliability.ReliabilityModel`.
 
 * :func:`convergence_report` -- R-hat, bulk and tail ESS per variable, divergences
   and E-BFMI per chain, each with pass/fail against stated thresholds

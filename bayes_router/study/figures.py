@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .io import atomic_path
+from bayes_router.data.io import atomic_path
 
 
 def save_figure(fig, figures_dir: str | os.PathLike, name: str, dpi: int = 150) -> list[Path]:

@@ -2,7 +2,7 @@
 
 ``evaluate`` samples ``n_questions`` questions answered by every model of the
 pool (fixed seed), splits them BY QUESTION into train and test
-(:func:`bayes_router.split.train_test_split`), builds one
+(:func:`bayes_router.data.split.train_test_split`), builds one
 :class:`~bayes_router.policies.base.RoutingContext` from the train rows only,
 fits each policy on it, and runs each policy on a fresh
 :class:`~bayes_router.policies.base.TestCalls` over the test rows (once at its
@@ -26,14 +26,19 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .diagnostics import convergence_report
-from .errors import InputError
-from .metrics import aiq, bootstrap_indices, compare_to_reference, summarize_policy
-from .policies import default_policy_names, make_policy
-from .policies.adaptive import combining_summary
-from .policies.base import Policy, RoutingContext, TestCalls
-from .reliability import check_fitted_on, default_draws
-from .split import rows_for, sample_questions, train_test_split
+from bayes_router.data.split import rows_for, sample_questions, train_test_split
+from bayes_router.errors import InputError
+from bayes_router.models.diagnostics import convergence_report
+from bayes_router.models.reliability import check_fitted_on, default_draws
+from bayes_router.policies import default_policy_names, make_policy
+from bayes_router.policies.adaptive import combining_summary
+from bayes_router.policies.base import Policy, RoutingContext, TestCalls
+from bayes_router.study.metrics import (
+    aiq,
+    bootstrap_indices,
+    compare_to_reference,
+    summarize_policy,
+)
 
 SCHEMA_VERSION = 1
 #: 2 chains after 1000 tuning steps; draws None = the reliability model's default, 4000 in total

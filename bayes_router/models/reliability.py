@@ -81,9 +81,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
-from .io import atomic_path
-from .schema import covariates_present
+from bayes_router.data.io import atomic_path
+from bayes_router.data.schema import covariates_present
+from bayes_router.errors import InputError
 
 #: Priors (logit scale; covariates are standardized, so slopes are per training SD).
 DEFAULT_MODEL_CONFIG: dict = {

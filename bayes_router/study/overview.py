@@ -1,14 +1,14 @@
 """A first look at a call log: accuracy by model and subject, cost per model,
 token distributions, and the questions every model fails.
 
-Every function takes a validated call log (see :mod:`bayes_router.schema`) and
+Every function takes a validated call log (see :mod:`bayes_router.data.schema`) and
 returns a pandas DataFrame (or a dict of plain numbers for JSON), so the
 notebook ``01_data_overview`` only draws. Plotting functions take and return
 matplotlib axes. Intervals on accuracies are Jeffreys intervals: the central
 95% of the Beta(k + 1/2, n - k + 1/2) posterior of a success rate with k
 successes in n calls.
 
-Units: costs in USD, tokens as counted by :mod:`bayes_router.tokens`
+Units: costs in USD, tokens as counted by :mod:`bayes_router.data.tokens`
 (prompt tokens of MMLU-Pro logs are estimates that include a fixed few-shot
 overhead; see the importer).
 """
@@ -20,8 +20,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
-from .split import questions_answered_by_all, sample_questions
+from bayes_router.data.split import questions_answered_by_all, sample_questions
+from bayes_router.errors import InputError
 
 #: Jeffreys prior Beta(1/2, 1/2) for the intervals on success rates.
 JEFFREYS = 0.5
@@ -55,7 +55,7 @@ def restrict(
 ) -> pd.DataFrame:
     """The rows of ``log`` for ``models`` (all if None) on ``n_questions`` questions they all answered.
 
-    Questions are drawn with :func:`bayes_router.split.sample_questions` (the one
+    Questions are drawn with :func:`bayes_router.data.split.sample_questions` (the one
     way to choose questions), so every model is compared on the same questions.
     """
     models = sorted(log["model"].unique()) if models is None else list(models)
@@ -94,7 +94,7 @@ def model_summary(log: pd.DataFrame, prices: pd.DataFrame | None = None, level: 
     calls with an extracted answer), cost_per_call_usd (mean USD per call),
     total_cost_usd, cost_per_correct_usd (total USD / correct answers; inf if
     none), prompt_tokens_mean, completion_tokens_mean (tokens per call) and, if
-    ``prices`` (from :func:`bayes_router.prices.load_prices`) is given,
+    ``prices`` (from :func:`bayes_router.data.prices.load_prices`) is given,
     usd_per_m_input and usd_per_m_output.
     """
     g = log.groupby("model", observed=True)

@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import betaln, logsumexp
 
-from .errors import InputError
+from bayes_router.errors import InputError
 
 _WEIGHT_TOL = 1e-6
 

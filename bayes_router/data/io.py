@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import InputError, SchemaError
-from .schema import validate_call_log
+from bayes_router.data.schema import validate_call_log
+from bayes_router.errors import InputError, SchemaError
 
 #: Question texts live beside the log (not in it, so the log keeps DESIGN.md's
 #: columns exactly): ``LOG.parquet`` -> ``LOG.questions.parquet`` with columns

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .prices import call_cost_usd
-from .schema import validate_call_log
+from bayes_router.data.prices import call_cost_usd
+from bayes_router.data.schema import validate_call_log
 
 SIMULATED = "simulated"
 _WORDS = (

@@ -16,8 +16,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .errors import InputError
-from .io import atomic_path
+from bayes_router.data.io import atomic_path
+from bayes_router.errors import InputError
 
 REPOSITORY = "TIGER-AI-Lab/MMLU-Pro"
 DEFAULT_LISTING_URL = f"https://api.github.com/repos/{REPOSITORY}/contents/eval_results"

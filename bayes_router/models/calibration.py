@@ -30,8 +30,8 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, logit
 
-from .diagnostics import convergence_report
-from .errors import InputError
+from bayes_router.errors import InputError
+from bayes_router.models.diagnostics import convergence_report
 
 STRATEGIES = ("uniform", "quantile")  # equal-width, equal-mass bins
 _EPS = 1e-12
@@ -92,7 +92,7 @@ def reliability_table(y, p, n_bins: int = 10, strategy: str = "uniform") -> pd.D
     """One row per bin: lower, upper, count, mean_predicted, observed_rate, its Jeffreys 95%
     interval (ci95_lo, ci95_hi; reaching 0 or 1 when a bin has no successes or failures) and gap = observed_rate - mean_predicted. Empty bins have
     count 0 and NaN rates."""
-    from .overview import jeffreys_interval
+    from bayes_router.study.overview import jeffreys_interval
 
     y, p = _check_yp(y, p)
     edges = bin_edges(p, n_bins, strategy)
@@ -363,20 +363,20 @@ def calibration_study(
 ) -> CalibrationStudy:
     """Compare calibration of the ``classifier`` baseline and the Bayesian posterior predictive.
 
-    Splits with THE split (:mod:`bayes_router.split`): questions every model answered
+    Splits with THE split (:mod:`bayes_router.data.split`): questions every model answered
     (``n_questions`` of them if given) → (train, test) with ``test_frac``; train →
     (fit, calibration) with ``calib_frac`` by the same function. Base predictors are fit
     on the *fit* questions only: the scikit-learn ``ClassifierRouter`` (per-model
     logistic regression on TF-IDF + subject + length) and, for each stage in
-    ``bayes_stages``, the :class:`~bayes_router.reliability.ReliabilityModel`, whose
+    ``bayes_stages``, the :class:`~bayes_router.models.reliability.ReliabilityModel`, whose
     posterior-mean P(correct) is the posterior predictive probability. Temperature
     scaling and histogram bucketing are fitted per (predictor, model) on the
     *calibration* questions and everything is scored on the *test* questions.
     """
     from tqdm.auto import tqdm
 
-    from .policies.learned import ClassifierRouter
-    from .split import rows_for, sample_questions, train_test_split
+    from bayes_router.data.split import rows_for, sample_questions, train_test_split
+    from bayes_router.policies.learned import ClassifierRouter
 
     models = list(models)
     ids = sample_questions(log, models, n_questions, seed=seed)
@@ -408,7 +408,7 @@ def calibration_study(
                 base[name][part] = P.stack().reindex(
                     pd.MultiIndex.from_arrays([rows["question_id"], rows["model"].astype(str)])).to_numpy()
         else:
-            from .reliability import ReliabilityModel
+            from bayes_router.models.reliability import ReliabilityModel
 
             stage = name.split("-", 1)[1]
             rm = ReliabilityModel(stage=stage)

@@ -26,16 +26,15 @@ from pathlib import Path
 
 import numpy as np
 
-TRIO = ["Meta-Llama-3_1-8B-Instruct", "Mixtral-8x7B-Instruct-v0.1", "Meta-Llama-3_1-70B-Instruct"]
 DEFAULT_LOG = "data/logs/mmlu_pro.parquet"
 TARGETS = {"post_trio_4000_fit_s": 120.0, "full_pool_fit_s": 600.0, "predict_proba_ms": 100.0}
 
 
 def _bench_data(log_path, models, n_questions, seed):
     """(calls, description): real rows when the log exists, else a SIMULATED log (labelled)."""
-    from .io import load_call_log
-    from .simulate import simulate_call_log
-    from .split import rows_for, sample_questions
+    from bayes_router.data.io import load_call_log
+    from bayes_router.data.simulate import simulate_call_log
+    from bayes_router.data.split import rows_for, sample_questions
 
     if log_path and Path(log_path).exists():
         log = load_call_log(log_path)
@@ -53,8 +52,8 @@ def _fit_job(spec: dict, queue) -> None:
     try:
         import arviz as az
 
-        from .diagnostics import REPORTED_VARS, convergence_report
-        from .reliability import ReliabilityModel
+        from bayes_router.models.diagnostics import REPORTED_VARS, convergence_report
+        from bayes_router.models.reliability import ReliabilityModel
 
         calls, data = _bench_data(spec["log"], spec["models"], spec["questions"], spec["seed"])
         rm = ReliabilityModel(spec["stage"], sampler_config=spec.get("sampler_config"))
@@ -104,7 +103,7 @@ def _run_isolated(spec: dict) -> dict:
 
 def time_predict_proba(posterior_path, calls, n_draws: int = 1000, repeats: int = 7) -> dict:
     """Median and min wall time (ms) of ``predict_proba(calls, n_draws)`` after one warm-up call."""
-    from .reliability import ReliabilityModel
+    from bayes_router.models.reliability import ReliabilityModel
 
     rm = ReliabilityModel.load(posterior_path)
     rm.predict_proba(calls, n_draws=n_draws)  # warm-up: caches the flattened posterior
@@ -117,7 +116,7 @@ def time_predict_proba(posterior_path, calls, n_draws: int = 1000, repeats: int 
             "min_ms": float(np.min(times)), "repeats": repeats}
 
 
-def run_bench(log_path: str | None = DEFAULT_LOG, models=TRIO, n_questions: int = 4000, draws: int | None = None,
+def run_bench(log_path: str | None = DEFAULT_LOG, models="trio", n_questions: int = 4000, draws: int | None = None,
               tune: int = 1000, chains: int | None = None, seed: int = 0, quick: bool = False,
               full_pool: bool = False, samplers=("nutpie", "pymc"), progress: bool = False) -> dict:
     """Run the benchmarks; returns the results dict (see module docstring). ``quick``: 500 questions, 300 draws.
@@ -126,8 +125,10 @@ def run_bench(log_path: str | None = DEFAULT_LOG, models=TRIO, n_questions: int 
     cores), for every fit: with 2 x 1000 the trio's slope spread (3 levels) had bulk ESS 251-500
     over seeds, and the whole pool's largest R-hat among 336 model x subject effects sat near 1.01.
     """
-    from .reliability import default_chains, default_draws
+    from bayes_router.data.pools import resolve_models
+    from bayes_router.models.reliability import default_chains, default_draws
 
+    models = resolve_models(models)
     chains = chains or default_chains()
     draws = draws or default_draws(chains)
     if quick:

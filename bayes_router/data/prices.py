@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
+from bayes_router.errors import InputError
 
 PRICE_COLUMNS = ("model", "usd_per_m_input", "usd_per_m_output")
 
 
 def default_prices_path() -> Path:
     """``data/prices.csv`` of the project (a copy of the shared MMLU-Pro price table)."""
-    here = Path(__file__).resolve().parent.parent / "data" / "prices.csv"
+    here = Path(__file__).resolve().parents[2] / "data" / "prices.csv"
     if here.exists():
         return here
     return Path(str(resources.files("bayes_router") / "prices.csv"))

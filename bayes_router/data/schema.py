@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .errors import SchemaError
+from bayes_router.errors import SchemaError
 
 #: column -> (pandas dtype written to disk, nullable)
 CALL_LOG_SCHEMA: dict[str, tuple[str, bool]] = {

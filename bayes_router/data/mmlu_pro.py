@@ -13,8 +13,8 @@ JSON list per model with one record per question. Real quirks handled here:
   is ``parsed = False`` and ``correct = False``;
 - the response text is under ``generated_text`` or ``model_outputs``.
 
-Tokens and cost: see :mod:`bayes_router.tokens` for the counting rule and
-:func:`bayes_router.prices.call_cost_usd` for the price arithmetic.
+Tokens and cost: see :mod:`bayes_router.data.tokens` for the counting rule and
+:func:`bayes_router.data.prices.call_cost_usd` for the price arithmetic.
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
-from .prices import call_cost_usd, load_prices, price_of
-from .schema import validate_call_log
-from .tokens import DEFAULT_FEW_SHOT_OVERHEAD, count_tokens, format_question
+from bayes_router.data.prices import call_cost_usd, load_prices, price_of
+from bayes_router.data.schema import validate_call_log
+from bayes_router.data.tokens import DEFAULT_FEW_SHOT_OVERHEAD, count_tokens, format_question
+from bayes_router.errors import InputError
 
 LOG_SOURCE = "mmlu-pro-eval-results"
 REQUIRED_FIELDS = ("question_id", "question", "options", "answer", "category", "src", "pred")

@@ -13,11 +13,11 @@ its headline numbers to ``reports/results/**.json``. This module
 
 Command line (used by the Makefile)::
 
-    python -m bayes_router.report summary --results-dir reports/results \\
+    python -m bayes_router.study.report summary --results-dir reports/results \\
         --notebooks-dir reports/notebooks --mode quick -o reports/summary.json
-    python -m bayes_router.report diagnose data/posteriors/trio_pre.nc --mode quick \\
+    python -m bayes_router.study.report diagnose data/posteriors/trio_pre.nc --mode quick \\
         -o reports/results/fit/trio_pre.json
-    python -m bayes_router.report index --reports-dir reports --figures-dir figures \\
+    python -m bayes_router.study.report index --reports-dir reports --figures-dir figures \\
         -o reports/index.html
 
 Result files are read as the notebooks write them. A file that looks like
@@ -39,8 +39,9 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from .errors import BayesRouterError, InputError
-from .io import atomic_write, write_json
+from bayes_router.data.io import atomic_write, write_json
+from bayes_router.data.pools import resolve_models
+from bayes_router.errors import BayesRouterError, InputError
 
 SUMMARY_SCHEMA_VERSION = 1
 #: Fields every pool policy entry of summary.json carries (None where a notebook did not report it).
@@ -278,11 +279,11 @@ def posterior_diagnostics(posterior: str | os.PathLike, mode: str | None = None)
 
     Returns ``{"posterior": path, "stage", "models", "covariates_used", "quick",
     "diagnostics": {...}}`` where ``diagnostics`` is
-    :meth:`bayes_router.diagnostics.ConvergenceReport.to_dict` (R-hat, bulk and
+    :meth:`bayes_router.models.diagnostics.ConvergenceReport.to_dict` (R-hat, bulk and
     tail ESS, divergences, E-BFMI against stated thresholds, and ``passed``).
     """
-    from .diagnostics import convergence_report
-    from .reliability import ReliabilityModel
+    from bayes_router.models.diagnostics import convergence_report
+    from bayes_router.models.reliability import ReliabilityModel
 
     rm = ReliabilityModel.load(posterior)
     return {
@@ -489,7 +490,7 @@ def build_index(
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m bayes_router.report",
+        prog="python -m bayes_router.study.report",
         description="Aggregate notebook results into reports/summary.json and build reports/index.html.",
     )
     sub = p.add_subparsers(dest="what", required=True)
@@ -499,8 +500,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--mode", required=True, choices=("quick", "full"), help="QUICK or full run")
     s.add_argument("--seed", type=int, default=None, help="the run's seed, recorded")
     s.add_argument("--command", default=None, help="the command that produced the run, recorded")
-    s.add_argument("--pool", action="append", default=[], metavar="NAME=A,B,C",
-                   help="name the pool of result files whose model list is A,B,C (repeatable)")
+    s.add_argument("--pool", action="append", default=[], metavar="NAME[=A,B,C]",
+                   help="a pool of pools.yaml, or NAME=A,B,C for another model list (repeatable)")
     s.add_argument("-o", "--output", required=True, help="summary.json to write")
     d = sub.add_parser("diagnose", help="convergence diagnostics of a saved posterior, as JSON")
     d.add_argument("posterior", help="POSTERIOR.nc written by `bayes-router fit`")
@@ -523,9 +524,9 @@ def main(argv: Iterable[str] | None = None) -> int:
             pools = {}
             for spec in args.pool:
                 name, sep, models = spec.partition("=")
-                if not sep or not name or not models:
-                    raise InputError(f"--pool {spec!r}: expected NAME=A,B,C")
-                pools[name] = models.split(",")
+                if not name or (sep and not models):
+                    raise InputError(f"--pool {spec!r}: expected NAME or NAME=A,B,C")
+                pools[name] = resolve_models(models if sep else name)
             summary = build_summary(args.results_dir, args.mode, args.notebooks_dir, args.seed, args.command, pools)
             write_json(args.output, summary)
             n_fail = sum(1 for v in summary["notebooks"].values() if v["status"] != "ok")
@@ -545,7 +546,7 @@ def main(argv: Iterable[str] | None = None) -> int:
             path = build_index(args.reports_dir, args.figures_dir, args.output)
             print(f"{path}: written")
     except BayesRouterError as exc:
-        print(f"bayes_router.report {args.what}: error: {exc}", file=sys.stderr)
+        print(f"bayes_router.study.report {args.what}: error: {exc}", file=sys.stderr)
         return 2
     return 0
 
