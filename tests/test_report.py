@@ -119,8 +119,13 @@ def test_cli_writes_summary_and_index(run_dirs, capsys):
                         str(reports / "notebooks"), "--mode", "quick", "--pool", "trio=s,m,b",
                         "-o", str(reports / "summary.json")]) == 0
     assert report.main(["summary", "--results-dir", str(reports / "results"), "--mode", "quick",
-                        "--pool", "trio", "-o", str(reports / "bad.json")]) == 2
+                        "--pool", "trio=", "-o", str(reports / "bad.json")]) == 2
     assert "NAME=A,B,C" in capsys.readouterr().err
+    # a bare name is a pool of pools.yaml; an unknown one is refused by name
+    assert report.main(["summary", "--results-dir", str(reports / "results"), "--mode", "quick",
+                        "--pool", "no-such-pool", "-o", str(reports / "bad.json")]) == 2
+    assert "unknown pool 'no-such-pool'" in capsys.readouterr().err
+    assert not (reports / "bad.json").exists()
     assert json.loads((reports / "summary.json").read_text())["mode"] == "quick"
     assert report.main(["index", "--reports-dir", str(reports), "--figures-dir", str(figs),
                         "-o", str(reports / "index.html")]) == 0
