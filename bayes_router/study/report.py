@@ -40,7 +40,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from bayes_router.data.io import atomic_write, write_json
-from bayes_router.data.pools import resolve_models
+from bayes_router.data.pools import pool_models, resolve_models
 from bayes_router.errors import BayesRouterError, InputError
 
 SUMMARY_SCHEMA_VERSION = 1
@@ -526,7 +526,7 @@ def main(argv: Iterable[str] | None = None) -> int:
                 name, sep, models = spec.partition("=")
                 if not name or (sep and not models):
                     raise InputError(f"--pool {spec!r}: expected NAME or NAME=A,B,C")
-                pools[name] = resolve_models(models if sep else name)
+                pools[name] = resolve_models(models) if sep else pool_models(name)
             summary = build_summary(args.results_dir, args.mode, args.notebooks_dir, args.seed, args.command, pools)
             write_json(args.output, summary)
             n_fail = sum(1 for v in summary["notebooks"].values() if v["status"] != "ok")
