@@ -13,8 +13,13 @@ from bayes_router.study.metrics import (
     bootstrap_indices,
     bootstrap_mean_ci,
     compare_to_reference,
+    cost_to_reach,
     hull_accuracy,
     nondecreasing_convex_hull,
+    performance_gap_recovered,
+    routellm_metrics,
+    routellm_with_ci,
+    savings_at_accuracy,
     summarize_policy,
 )
 
@@ -87,3 +92,76 @@ def test_summary_and_paired_comparison():
     assert cmp["cost_ratio"] == pytest.approx(0.5)
     lo, hi = cmp["accuracy_diff_ci95"]
     assert lo <= -3 / 8 <= hi
+
+
+# RouteLLM's metrics on a hand-made frontier. Weak model: 0.40 at 1.0 USD/question, strong: 0.80
+# at 3.0, so the gap is 0.40 and the strong-call share is s = (cost - 1) / 2.
+WEAK, STRONG = (1.0, 0.40), (3.0, 0.80)
+
+
+def test_pgr_by_hand():
+    assert performance_gap_recovered([0.4, 0.6, 0.8, 0.9], 0.4, 0.8).tolist() == pytest.approx([0, 0.5, 1, 1.25])
+    with pytest.raises(ValueError, match="more accurate"):
+        performance_gap_recovered(0.5, 0.6, 0.6)
+
+
+def test_apgr_and_cpt_on_a_hand_made_frontier():
+    # hull of the points and the weak point: (1, .40) (1.5, .60) (2, .72) (4, .82); (2.5, .65) is
+    # dominated. Mean accuracy on [1, 3]: (0.5*0.5 + 0.66*0.5 + 0.745*1) / 2 = 0.6625 (at 3 the
+    # hull is 0.72 + 0.05 = 0.77), so APGR = (0.6625 - 0.40) / 0.40 = 0.65625.
+    # CPT(50%): accuracy 0.60 at cost 1.5 -> s = 0.25; CPT(80%): 0.72 at 2.0 -> s = 0.5;
+    # CPT(95%): 0.78 on the last segment (slope 0.05 per USD) at 2 + 0.06 / 0.05 = 3.2 -> s = 1.1.
+    m = routellm_metrics([[1.5, 0.60], [2.0, 0.72], [2.5, 0.65], [4.0, 0.82]], WEAK, STRONG)
+    assert m["apgr"] == pytest.approx(0.65625)
+    assert m["cpt"] == pytest.approx({"50": 0.25, "80": 0.5, "95": 1.1})
+    assert m["cpt_cost_fraction_of_strong"] == pytest.approx({"50": 0.5, "80": 2 / 3, "95": 3.2 / 3})
+
+
+def test_apgr_of_the_random_mixture_is_one_half_and_unreached_levels_are_none():
+    mix = routellm_metrics([[3.0, 0.80]], WEAK, STRONG)  # always-strong: the hull is the mixing line
+    assert mix["apgr"] == pytest.approx(0.5)
+    assert mix["cpt"] == pytest.approx({"50": 0.5, "80": 0.8, "95": 0.95})
+    # one point (2, 0.70): hull (1, .4) -> (2, .7), flat after. Mean on [1, 3]: (0.55 + 0.70) / 2
+    # = 0.625 -> APGR 0.5625; CPT(50%) at 1 + 0.2 / 0.3 -> s = 1/3; 80% (0.72) never reached.
+    m = routellm_metrics([[2.0, 0.70]], WEAK, STRONG)
+    assert m["apgr"] == pytest.approx(0.5625)
+    assert m["cpt"]["50"] == pytest.approx(1 / 3)
+    assert m["cpt"]["80"] is None and m["cpt"]["95"] is None
+    with pytest.raises(ValueError, match="costs more"):
+        routellm_metrics([[2.0, 0.7]], (3.0, 0.4), (1.0, 0.8))
+
+
+def test_routellm_intervals_from_per_question_arrays():
+    rng = np.random.default_rng(1)
+    n = 400
+    weak = rng.random(n) < 0.4
+    strong = weak | (rng.random(n) < 0.6)  # more accurate, errors nested
+    pick = rng.random(n) < 0.5  # a router sending half the questions to the strong model
+    routed = np.where(pick, strong, weak)
+    cost_w, cost_s = np.full(n, 1.0), np.full(n, 3.0)
+    idx = bootstrap_indices(n, 300, 0)
+    out = routellm_with_ci(routed[None], np.where(pick, 3.0, 1.0)[None], weak, cost_w, strong, cost_s, idx)
+    point = routellm_metrics([[np.where(pick, 3.0, 1.0).mean(), routed.mean()]],
+                             (1.0, weak.mean()), (3.0, strong.mean()))
+    assert out["apgr"] == pytest.approx(point["apgr"])
+    lo, hi = out["apgr_ci95"]
+    assert lo < out["apgr"] < hi and hi - lo < 0.2
+    assert out["cpt_reached"]["95"] < 1.0 or out["cpt_ci95"]["95"][1] is not None
+    assert out["n_boot_used"] == 300
+
+
+def test_savings_at_equal_and_at_95_percent_accuracy_by_hand():
+    ref_correct, ref_cost = np.array([1, 1, 0, 1]), np.full(4, 4.0)  # 0.75 at 4 USD
+    sweep_correct = np.array([[1, 0, 0, 1], [1, 1, 0, 1]])  # 0.50 at 1 USD, 0.75 at 2 USD
+    sweep_cost = np.array([np.full(4, 1.0), np.full(4, 2.0)])
+    idx = bootstrap_indices(4, 200, 0)
+    eq = savings_at_accuracy(sweep_correct, sweep_cost, ref_correct, ref_cost, idx)
+    assert eq["savings"] == pytest.approx(0.5) and eq["fold"] == pytest.approx(2.0)
+    assert eq["reached"] == 1.0  # the second setting answers exactly like the reference
+    # 80% of 0.75 = 0.60: between (1, .50) and (2, .75), at 1 + 0.10 / 0.25 = 1.4 USD -> 65% saved
+    assert savings_at_accuracy(sweep_correct, sweep_cost, ref_correct, ref_cost, idx, share=0.8)["savings"] \
+        == pytest.approx(0.65)
+    never = savings_at_accuracy(sweep_correct[:1], sweep_cost[:1], ref_correct, ref_cost, idx)
+    assert never["savings"] is None and never["savings_ci95"][0] is None
+    assert cost_to_reach([[1, 0.5], [2, 0.75]], 0.6) == pytest.approx(1.4)
+    assert cost_to_reach([[1, 0.5]], 0.6) == np.inf

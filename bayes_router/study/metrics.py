@@ -18,6 +18,9 @@ Conventions
   flat (spending more can always be declined); below its cheapest point the
   policy cannot operate, so its accuracy counts as ZERO there. A policy whose
   frontier is one point (e.g. ``always:<model>``) is a step function.
+* RouteLLM's metrics (Ong et al., 2024) against a weak and a strong model: PGR, APGR and
+  CPT(x%) (:func:`routellm_metrics`, :func:`routellm_with_ci`), and the savings at a share of
+  a reference model's accuracy (:func:`savings_at_accuracy`), all on the same NDCH.
 """
 
 from __future__ import annotations
@@ -187,3 +190,181 @@ def aiq(frontiers: Mapping[str, Sequence[Sequence[float]]], cost_range: tuple[fl
         else:
             out[name] = float(hull_accuracy(hc, ha, lo))
     return out
+
+
+# ------------------------------------------------------------------ RouteLLM's metrics
+#: The quality levels (shares of the weak -> strong gap) at which CPT is reported.
+CPT_LEVELS = (0.5, 0.8, 0.95)
+
+
+def performance_gap_recovered(accuracy, weak_accuracy: float, strong_accuracy: float):
+    """PGR = (accuracy - weak) / (strong - weak): the share of the weak -> strong accuracy gap
+    a router recovers (RouteLLM). Broadcasts; 0 at the weak model, 1 at the strong one."""
+    gap = float(strong_accuracy) - float(weak_accuracy)
+    if not gap > 0:
+        raise ValueError(f"PGR needs a strong model more accurate than the weak one "
+                         f"(strong {strong_accuracy}, weak {weak_accuracy})")
+    return (np.asarray(accuracy, dtype=float) - float(weak_accuracy)) / gap
+
+
+def _routellm_hull(points, weak: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """NDCH of a policy's (cost, accuracy) points together with the weak model's point: a router
+    can always send every question to the weak model, and mix that with any of its settings."""
+    p = np.vstack([np.asarray(points, dtype=float).reshape(-1, 2), np.asarray(weak, dtype=float).reshape(1, 2)])
+    hc, ha, _ = nondecreasing_convex_hull(p[:, 0], p[:, 1])
+    return hc, ha
+
+
+def cost_to_reach(points, target_accuracy: float, extra_points=None) -> float:
+    """The least cost (USD per question) at which the NDCH of ``points`` ((k, 2) cost, accuracy)
+    reaches ``target_accuracy``; ``inf`` if it never does. Between two hull vertices the cost is
+    the mixture's (linear), so the answer need not be one of the points."""
+    p = np.asarray(points, dtype=float).reshape(-1, 2)
+    if extra_points is not None:
+        p = np.vstack([p, np.asarray(extra_points, dtype=float).reshape(-1, 2)])
+    hc, ha, _ = nondecreasing_convex_hull(p[:, 0], p[:, 1])
+    return _hull_cost_at(hc, ha, target_accuracy)
+
+
+def _hull_cost_at(hc: np.ndarray, ha: np.ndarray, target: float) -> float:
+    if ha[-1] < target - 1e-12:
+        return float("inf")
+    if ha[0] >= target - 1e-12:
+        return float(hc[0])
+    j = int(np.searchsorted(ha, target - 1e-12))  # ha is strictly increasing: first vertex >= target
+    return float(hc[j - 1] + (target - ha[j - 1]) * (hc[j] - hc[j - 1]) / (ha[j] - ha[j - 1]))
+
+
+def routellm_metrics(points, weak: tuple[float, float], strong: tuple[float, float],
+                     levels: Sequence[float] = CPT_LEVELS) -> dict:
+    """APGR and CPT(x) of one policy's frontier against a weak and a strong model (RouteLLM).
+
+    ``points``: (k, 2) the policy's (cost per question in USD, accuracy), e.g. its knob sweep;
+    ``weak``, ``strong``: (cost per question, accuracy) of always-weak and always-strong on the
+    same questions. RouteLLM routes between two models, so its x-axis is the share of calls
+    sent to the strong model; for any pool it is generalized here to the *strong-call share
+    at equal cost*, ``s = (cost - cost_weak) / (cost_strong - cost_weak)``, which is exactly the
+    share of strong calls for a two-model router that calls one model per question.
+
+    * PGR(s): :func:`performance_gap_recovered` of the accuracy on the NDCH of the policy's
+      points and the weak model's point (flat beyond its last point);
+    * APGR: the mean of PGR(s) over s in [0, 1] (exact integral of the piecewise-linear hull);
+      0.5 for a random mixture of the two models, 1 for a router that reaches the strong
+      model's accuracy at the weak model's cost;
+    * CPT(x): the least s at which PGR reaches x (None if it never does; > 1: it costs more than
+      always-strong; < 0: cheaper than always-weak).
+
+    Returns {"apgr", "cpt": {"50": s, ...}, "cpt_cost_fraction_of_strong": {"50": cost/cost_strong}}.
+    """
+    (cw, aw), (cs, as_) = (tuple(map(float, weak)), tuple(map(float, strong)))
+    if not cs > cw:
+        raise ValueError(f"RouteLLM metrics need a strong model that costs more than the weak one "
+                         f"(strong {cs}, weak {cw} USD per question)")
+    performance_gap_recovered(as_, aw, as_)  # refuses a non-positive gap
+    hc, ha = _routellm_hull(points, (cw, aw))
+    mean_acc = area_under_hull(hc, ha, cw, cs) / (cs - cw)
+    out = {"apgr": float((mean_acc - aw) / (as_ - aw)), "cpt": {}, "cpt_cost_fraction_of_strong": {}}
+    for x in levels:
+        cost = _hull_cost_at(hc, ha, aw + float(x) * (as_ - aw))
+        key = _level_key(x)
+        out["cpt"][key] = None if not np.isfinite(cost) else float((cost - cw) / (cs - cw))
+        out["cpt_cost_fraction_of_strong"][key] = None if not np.isfinite(cost) else float(cost / cs)
+    return out
+
+
+def _percentile_ci_unbounded(samples, level: float = 0.95) -> list:
+    """[lo, hi] percentile interval of replicates that may be infinite (a target not reached);
+    no interpolation across an infinite replicate, and an infinite bound is written None."""
+    a = (1.0 - level) / 2.0
+    q = np.quantile(np.asarray(samples, dtype=float), [a, 1.0 - a], method="inverted_cdf")
+    return [float(v) if np.isfinite(v) else None for v in q]
+
+
+def _level_key(x: float) -> str:
+    return f"{100 * float(x):g}"
+
+
+def bootstrap_frontier_points(sweep_correct, sweep_cost, idx: np.ndarray) -> np.ndarray:
+    """Frontier points on every bootstrap resample: (n_boot, k, 2) of (cost, accuracy).
+
+    ``sweep_correct``, ``sweep_cost``: (k, n) per knob value, per test question (1/0, USD);
+    ``idx``: (n_boot, n) resampled question indices (:func:`bootstrap_indices`).
+    """
+    c = np.asarray(sweep_correct, dtype=float)
+    k = np.asarray(sweep_cost, dtype=float)
+    if c.ndim == 1:
+        c, k = c[None, :], k[None, :]
+    acc = c[:, idx].mean(axis=2).T  # (n_boot, k)
+    cost = k[:, idx].mean(axis=2).T
+    return np.stack([cost, acc], axis=2)
+
+
+def routellm_with_ci(sweep_correct, sweep_cost, weak_correct, weak_cost, strong_correct, strong_cost,
+                     idx: np.ndarray, levels: Sequence[float] = CPT_LEVELS, level: float = 0.95) -> dict:
+    """:func:`routellm_metrics` on the test questions, with percentile bootstrap intervals.
+
+    Per-question arrays (shape (n,)) of the weak and strong models, and (k, n) of the policy's
+    knob sweep (1/0 correct, USD). Every resample recomputes the weak and strong points and the
+    policy's frontier on the same questions (paired). A CPT that is not reached on a resample
+    counts as +inf there, so an interval may end at None (= not reached); ``cpt_reached`` gives
+    the share of resamples where each level is reached.
+    """
+    def point(rows=slice(None)):
+        w = (np.mean(np.asarray(weak_cost, float)[rows]), np.mean(np.asarray(weak_correct, float)[rows]))
+        s = (np.mean(np.asarray(strong_cost, float)[rows]), np.mean(np.asarray(strong_correct, float)[rows]))
+        return w, s
+
+    w, s = point()
+    c = np.atleast_2d(np.asarray(sweep_correct, dtype=float))
+    k = np.atleast_2d(np.asarray(sweep_cost, dtype=float))
+    out = routellm_metrics(np.column_stack([k.mean(axis=1), c.mean(axis=1)]), w, s, levels)
+    pts = bootstrap_frontier_points(c, k, idx)
+    apgr, cpt = [], {_level_key(x): [] for x in levels}
+    for b, rows in enumerate(idx):
+        wb, sb = point(rows)
+        if not (sb[0] > wb[0] and sb[1] > wb[1]):
+            continue  # the gap vanished on this resample: PGR undefined there
+        m = routellm_metrics(pts[b], wb, sb, levels)
+        apgr.append(m["apgr"])
+        for key, v in m["cpt"].items():
+            cpt[key].append(np.inf if v is None else v)
+    out["apgr_ci95"] = percentile_ci(apgr, level) if apgr else None
+    out["cpt_ci95"] = {key: _percentile_ci_unbounded(vals, level) if vals else None for key, vals in cpt.items()}
+    out["cpt_reached"] = {key: float(np.isfinite(vals).mean()) if vals else None for key, vals in cpt.items()}
+    out["n_boot_used"] = len(apgr)
+    return out
+
+
+def savings_at_accuracy(sweep_correct, sweep_cost, ref_correct, ref_cost, idx: np.ndarray,
+                        share: float = 1.0, level: float = 0.95) -> dict:
+    """Cost savings of a policy against a reference (always-big) at ``share`` x its accuracy.
+
+    savings = 1 - cost_to_reach(policy's NDCH, share * acc_ref) / cost_ref, computed on the test
+    questions and on every bootstrap resample (paired; the policy's frontier and the reference
+    re-scored on the same questions). A frontier that never reaches the target gives -inf
+    savings on that resample (so an interval may start at None); ``reached`` is the share of
+    resamples where the target is reached. ``cost_ratio`` = 1 - savings; ``fold`` = 1 / cost_ratio.
+    Arrays: policy (k, n) per knob value and question; reference (n,).
+    """
+    c = np.atleast_2d(np.asarray(sweep_correct, dtype=float))
+    k = np.atleast_2d(np.asarray(sweep_cost, dtype=float))
+    rc, rk = np.asarray(ref_correct, float), np.asarray(ref_cost, float)
+
+    def one(points, ref_acc, ref_cost_mean):
+        cost = cost_to_reach(points, share * ref_acc)
+        return 1.0 - cost / ref_cost_mean
+
+    point = one(np.column_stack([k.mean(axis=1), c.mean(axis=1)]), rc.mean(), rk.mean())
+    pts = bootstrap_frontier_points(c, k, idx)
+    reps = np.array([one(pts[b], rc[rows].mean(), rk[rows].mean()) for b, rows in enumerate(idx)])
+    ci = _percentile_ci_unbounded(reps, level)
+    fin = np.isfinite(point)
+    return {
+        "share_of_reference_accuracy": float(share),
+        "target_accuracy": float(share * rc.mean()),
+        "savings": float(point) if fin else None,
+        "savings_ci95": ci,
+        "cost_ratio": float(1 - point) if fin else None,
+        "fold": float(1 / (1 - point)) if fin and point < 1 else None,
+        "reached": float(np.isfinite(reps).mean()),
+    }
