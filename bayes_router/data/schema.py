@@ -34,6 +34,14 @@ CALL_LOG_SCHEMA: dict[str, tuple[str, bool]] = {
 CALL_LOG_COLUMNS: list[str] = list(CALL_LOG_SCHEMA)
 #: Columns that may be entirely null in a log (a log "does not hold" them).
 OPTIONAL_COVARIATES: tuple[str, ...] = ("confidence", "latency_s")
+#: Optional columns: a log may hold them or not; when present they are kept and checked
+#: (float64, nullable; the [0, 1] ones are probabilities or scores, ttft_s is seconds).
+OPTIONAL_COLUMNS: dict[str, tuple[str, bool]] = {
+    "mean_token_prob": ("float64", True),
+    "decisiveness": ("float64", True),
+    "ttft_s": ("float64", True),
+}
+_UNIT_INTERVAL = ("confidence", "mean_token_prob", "decisiveness")
 
 _MAX_EXAMPLES = 5
 
@@ -68,6 +76,7 @@ def _kind_ok(series: pd.Series, dtype: str) -> bool:
 def validate_call_log(df: pd.DataFrame, where: str = "<call log>") -> pd.DataFrame:
     """Check ``df`` against the call-log schema and return it with canonical dtypes.
 
+    Optional columns (:data:`OPTIONAL_COLUMNS`) are kept when present, else left out.
     ``where`` names the file (or origin) in error messages. Raises
     :class:`SchemaError` on a missing column, a wrong type, nulls in a
     non-nullable column, a duplicate (question_id, model), confidence outside
@@ -85,7 +94,13 @@ def validate_call_log(df: pd.DataFrame, where: str = "<call log>") -> pd.DataFra
             _fail(where, col, "null values in a non-nullable column", df[s.isna()])
         if s.notna().any() and not _kind_ok(s.dropna() if dtype != "bool" else s, dtype):
             _fail(where, col, f"expected {dtype}, got {s.dtype}")
-    out = df[CALL_LOG_COLUMNS].copy()
+    optional = [c for c in OPTIONAL_COLUMNS if c in df.columns]
+    for col in optional:
+        if df[col].notna().any() and not _kind_ok(df[col].dropna(), "float64"):
+            _fail(where, col, f"expected float64, got {df[col].dtype}")
+    out = df[CALL_LOG_COLUMNS + optional].copy()
+    for col in optional:
+        out[col] = out[col].astype("float64")
     for col, (dtype, _) in CALL_LOG_SCHEMA.items():
         if dtype == "string":
             out[col] = out[col].astype("string")
@@ -99,16 +114,18 @@ def validate_call_log(df: pd.DataFrame, where: str = "<call log>") -> pd.DataFra
     dup = out.duplicated(["question_id", "model"], keep=False)
     if dup.any():
         _fail(where, "question_id", "duplicate (question_id, model) pairs", out[dup])
-    conf = out["confidence"]
-    bad = conf.notna() & ((conf < 0) | (conf > 1))
-    if bad.any():
-        _fail(where, "confidence", "values outside [0, 1]", out[bad])
-    for col in ("prompt_tokens", "completion_tokens", "question_chars", "cost_usd", "latency_s"):
+    for col in (c for c in _UNIT_INTERVAL if c in out.columns):
+        v = out[col]
+        bad = v.notna() & ((v < 0) | (v > 1))
+        if bad.any():
+            _fail(where, col, "values outside [0, 1]", out[bad])
+    for col in ("prompt_tokens", "completion_tokens", "question_chars", "cost_usd", "latency_s",
+                *(c for c in ("ttft_s",) if c in out.columns)):
         v = out[col]
         bad = v.notna() & (v < 0)
         if bad.any():
             _fail(where, col, "negative values", out[bad])
-    for col in ("cost_usd", "confidence", "latency_s"):
+    for col in ("cost_usd", "confidence", "latency_s", *optional):
         v = out[col].to_numpy(dtype=float, na_value=np.nan)
         bad = np.isinf(v)
         if bad.any():
