@@ -87,3 +87,63 @@ def test_cascade_real_trio_smoke(real_trio_log):
     assert 0.3 < acc < 0.9
     n = calls.calls_made.groupby("question_id").size()
     assert n.min() >= 1 and n.max() <= 3 and len(n) == len(calls.question_ids)
+
+
+# ------------------------------------------------------------------ cascade-confidence
+# question -> per tier (pred, stated confidence); the right answer is always "A"; every call has
+# 50 completion tokens, so a call costs (1000 + 50) x price / 1e6 USD: small 1.05e-3, mid 4.2e-3,
+# big 1.05e-2. Threshold 0.8.
+STATED = {
+    301: [("A", 0.90), ("A", 0.99), ("A", 0.99)],        # small states 0.90: stops, right, 1 call
+    302: [("B", 0.95), ("A", 0.99), ("A", 0.99)],        # small overconfident and wrong: 1 call
+    303: [("A", 0.50), ("A", 0.85), ("B", 0.99)],        # small unsure -> mid 0.85 stops: 2 calls
+    304: [(None, 0.99), ("C", None), ("A", 0.30)],       # unparsed, then no stated confidence -> big: 3
+    305: [("A", 0.60), ("B", 0.70), ("D", 0.99)],        # nobody sure enough -> big's wrong D: 3 calls
+}
+CALL_USD = {"small": 1.05e-3, "mid": 4.2e-3, "big": 1.05e-2}
+
+
+def _stated_context():
+    def with_conf(spec):
+        log = make_log([(q, m, "A", pred, 50) for q, tiers in spec.items()
+                        for m, (pred, _) in zip(MODELS, tiers, strict=True)])
+        conf = {(q, m): c for q, tiers in spec.items() for m, (_, c) in zip(MODELS, tiers, strict=True)}
+        log["confidence"] = [conf[(q, m)] for q, m in zip(log["question_id"], log["model"], strict=True)]
+        log["confidence"] = log["confidence"].astype(float)
+        return log
+
+    train = with_conf({q: [("A", 0.9)] * 3 for q in range(1, 11)})
+    return RoutingContext(train_log=train, models=MODELS, seed=0), with_conf(STATED)
+
+
+def test_confidence_cascade_on_a_tiny_log_every_tier_charged():
+    ctx, test = _stated_context()
+    pol = make_policy("cascade-confidence", threshold=0.8).fit(ctx)
+    calls = TestCalls(test, MODELS)
+    answers = pol.route(calls)
+    assert answers.to_dict() == {301: "A", 302: "B", 303: "A", 304: "A", 305: "D"}
+    assert float((answers == calls.answers()).mean()) == pytest.approx(3 / 5)
+    made = calls.calls_made
+    assert made.groupby("question_id").size().to_dict() == {301: 1, 302: 1, 303: 2, 304: 3, 305: 3}
+    # 5 small + 3 mid + 2 big calls = 5.25e-3 + 12.6e-3 + 21.0e-3 = 38.85e-3 USD
+    assert made["cost_usd"].sum() == pytest.approx(38.85e-3)
+    assert made.groupby("model").size().to_dict() == {"big": 2, "mid": 3, "small": 5}
+    per_q = made.groupby("question_id")["cost_usd"].sum()
+    assert per_q[304] == pytest.approx(CALL_USD["small"] + CALL_USD["mid"] + CALL_USD["big"])
+    dec = pol.decisions_.set_index(["question_id", "tier"])
+    assert bool(dec.loc[(303, 1), "stopped"]) and not bool(dec.loc[(304, 1), "stopped"])
+
+
+def test_confidence_cascade_knob_extremes_and_refusals():
+    ctx, test = _stated_context()
+    pol = make_policy("cascade-confidence").fit(ctx)
+    calls = TestCalls(test, MODELS)
+    pol.with_knob(0.0).route(calls)  # every stated answer clears 0; 304 has none until the big tier
+    assert calls.calls_made.groupby("question_id").size().to_dict() == {301: 1, 302: 1, 303: 1, 304: 3, 305: 1}
+    calls = TestCalls(test, MODELS)
+    answers = pol.with_knob(1.01).route(calls)  # nothing clears: every tier on every question
+    assert len(calls.calls_made) == 15
+    assert answers.to_dict() == {q: tiers[-1][0] for q, tiers in STATED.items()}
+    no_conf, _ = _context()  # the hand-made log of the post-call cascade has no stated confidence
+    with pytest.raises(InputError, match="no stated confidence"):
+        make_policy("cascade-confidence").fit(no_conf)
