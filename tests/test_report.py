@@ -49,7 +49,12 @@ def run_dirs(tmp_path):
     (res / "06_budget_allocation.json").write_text(json.dumps(
         {"pool": "trio", "quick": True, **_results_like(["s", "m", "b"], acc_big=0.99)}))
     (res / "02_reliability_model.json").write_text(json.dumps(
-        {"quick": True, "diagnostics": {"pre": {"pass": True}, "post": {"passed": False, "max_rhat": 1.05}}}))
+        {"quick": True, "diagnostics_pass": False,
+         "diagnostics": {"pre": {"passed": True, "failures": []},
+                         "post": {"passed": False, "failures": ["sigma_slope: R-hat 1.050"]}}}))
+    # the verdict is the one key diagnostics_pass: other spellings are not read
+    (res / "05_calibration.json").write_text(json.dumps(
+        {"quick": True, "diagnostics": {"bayes-pre": {"pass": True}, "ok": True}, "all_pass": False}))
     (res / "07_budget_sweep.json").write_text(json.dumps(
         {"models": ["s", "m", "b"], "quick": True, "aiq": {"mip": 0.5, "ndch": 0.45}, "budget_sweep": []}))
     (res / "01_data_overview.json").write_text(json.dumps({
@@ -80,9 +85,9 @@ def test_summary_pools_diagnostics_notebooks_and_mode(run_dirs):
     assert trio["aiq_by_source"]["07_budget_sweep"] == {"mip": 0.5, "ndch": 0.45}
     assert "mip" not in trio["policies"]
     assert set(s["pools"]) == {"trio"}
-    # diagnostics: verdicts under any "diagnostics" key, one failure makes the whole verdict fail
-    d = s["diagnostics"]["02_reliability_model"]
-    assert {v["where"]: v["pass"] for v in d} == {"diagnostics.pre": True, "diagnostics.post": False}
+    # diagnostics: one verdict per file (diagnostics_pass) with the failed checks of its reports;
+    # one failing file makes the whole verdict fail
+    assert s["diagnostics"] == {"02_reliability_model": {"pass": False, "failures": ["post: sigma_slope: R-hat 1.050"]}}
     assert s["diagnostics_pass"] is False
     # notebooks: ok and failed (with the failing cell)
     assert s["notebooks"]["01_data_overview"]["status"] == "ok"
@@ -107,6 +112,15 @@ def test_summary_refuses_unknown_mode_and_bad_json(tmp_path):
 def test_summary_without_diagnostics_is_undecided(tmp_path):
     s = report.build_summary(tmp_path / "missing", "full")
     assert s["diagnostics_pass"] is None and s["pools"] == {} and s["results"] == {}
+
+
+def test_summary_verdict_is_one_boolean_key(tmp_path):
+    (tmp_path / "a.json").write_text(json.dumps({"diagnostics_pass": True, "diagnostics": {"pre": {"passed": True}}}))
+    s = report.build_summary(tmp_path, "full")
+    assert s["diagnostics"] == {"a": {"pass": True, "failures": []}} and s["diagnostics_pass"] is True
+    (tmp_path / "b.json").write_text(json.dumps({"diagnostics_pass": "yes"}))
+    with pytest.raises(InputError, match="b.json: diagnostics_pass must be true or false"):
+        report.build_summary(tmp_path, "full")
 
 
 def test_cli_writes_summary_and_index(run_dirs, capsys):
@@ -180,12 +194,13 @@ def test_diagnose_a_saved_posterior(tmp_path):
     good = json.loads((tmp_path / "res" / "good.json").read_text())
     bad = json.loads((tmp_path / "res" / "bad.json").read_text())
     assert good["stage"] == "pre" and good["quick"] is True and good["models"] == ["a", "b"]
-    assert good["diagnostics"]["passed"] is True and good["diagnostics"]["r_hat_max"] <= 1.01
-    assert bad["diagnostics"]["passed"] is False and bad["diagnostics"]["r_hat_max"] > 1.5
-    assert any("R-hat" in f for f in bad["diagnostics"]["failures"])
+    assert good["diagnostics_pass"] is True and good["diagnostics"]["pre"]["r_hat_max"] <= 1.01
+    assert bad["diagnostics_pass"] is False and bad["diagnostics"]["pre"]["r_hat_max"] > 1.5
+    assert any("R-hat" in f for f in bad["diagnostics"]["pre"]["failures"])
     s = report.build_summary(tmp_path / "res", "quick")
-    assert s["diagnostics"] == {"bad": [{"where": "diagnostics", "pass": False}],
-                                "good": [{"where": "diagnostics", "pass": True}]}
+    assert s["diagnostics"]["good"] == {"pass": True, "failures": []}
+    assert s["diagnostics"]["bad"]["pass"] is False
+    assert s["diagnostics"]["bad"]["failures"][0].startswith("pre: mu_alpha: R-hat")
     assert s["diagnostics_pass"] is False
     assert report.main(["diagnose", str(tmp_path / "missing.nc"), "-o", str(tmp_path / "e.json")]) == 2
     assert not (tmp_path / "e.json").exists()

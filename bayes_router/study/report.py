@@ -23,9 +23,9 @@ Command line (used by the Makefile)::
 Result files are read as the notebooks write them. A file that looks like
 DESIGN.md's RESULTS.json (a ``policies`` mapping, optional ``aiq``) is a pool
 result; its pool name is its ``pool`` key, else the folder it sits in under
-``results/pools/``, else the file name. Keys named ``diagnostics`` anywhere in
-a file give diagnostics verdicts: a boolean, or a mapping with one of the
-keys ``pass``, ``passed``, ``all_pass``, ``ok``.
+``results/pools/``, else the file name. A file's convergence verdict is its one
+top-level key ``diagnostics_pass`` (a boolean), written with the convergence
+reports under ``diagnostics`` by :func:`bayes_router.study.notebook.write_results`.
 """
 
 from __future__ import annotations
@@ -46,7 +46,6 @@ from bayes_router.errors import BayesRouterError, InputError
 SUMMARY_SCHEMA_VERSION = 1
 #: Fields every pool policy entry of summary.json carries (None where a notebook did not report it).
 POLICY_FIELDS = ("accuracy", "accuracy_ci95", "cost_per_question", "cost_ci95", "aiq")
-_PASS_KEYS = ("pass", "passed", "all_pass", "ok")
 _BULKY_SUFFIXES = ("_question_ids",)
 
 
@@ -120,8 +119,8 @@ def _pool_name(key: str, value: dict, pools: dict[str, list[str]]) -> str:
     if len(parts) >= 3 and parts[0] == "pools":
         return parts[1]
     models = value.get("models")
-    for name, pool_models in pools.items():
-        if models and list(models) == list(pool_models):
+    for name, members in pools.items():
+        if models and list(models) == list(members):
             return name
     return parts[-1]
 
@@ -153,29 +152,24 @@ def _policy_entry(name: str, stats: dict, aiq: dict, source: str) -> dict:
     return entry
 
 
-def find_diagnostics(value, path: str = "", inside: bool = False) -> list[dict]:
-    """Every diagnostics verdict in a JSON value: ``[{"where": dotted path, "pass": bool}]``.
+def file_verdict(key: str, value: dict) -> dict | None:
+    """A result file's convergence verdict: ``{"pass": bool, "failures": [str]}``, or None
+    when it has no ``diagnostics_pass`` key.
 
-    A verdict is a boolean under a key containing "diagnostic", or, anywhere below
-    such a key, a mapping with a boolean ``pass``/``passed``/``all_pass``/``ok``.
+    ``failures`` are the failed checks of the reports under ``diagnostics``
+    (``"<name>: <check>"``). A ``diagnostics_pass`` that is not a boolean is refused.
     """
-    found = []
-    if isinstance(value, dict):
-        if inside:
-            for pk in _PASS_KEYS:
-                if isinstance(value.get(pk), bool):
-                    return [{"where": path, "pass": bool(value[pk])}]
-        for k, v in value.items():
-            here = f"{path}.{k}" if path else str(k)
-            is_diag = "diagnostic" in str(k).lower()
-            if is_diag and isinstance(v, bool):
-                found.append({"where": here, "pass": v})
-            else:
-                found.extend(find_diagnostics(v, here, inside or is_diag))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            found.extend(find_diagnostics(v, f"{path}[{i}]", inside))
-    return found
+    from bayes_router.study.notebook import VERDICT_KEY
+
+    if VERDICT_KEY not in value:
+        return None
+    verdict = value[VERDICT_KEY]
+    if not isinstance(verdict, bool):
+        raise InputError(f"{key}.json: {VERDICT_KEY} must be true or false, got {verdict!r}")
+    reports = value.get("diagnostics")
+    failures = [f"{name}: {f}" for name, r in (reports or {}).items() if isinstance(r, dict)
+                for f in r.get("failures") or []] if isinstance(reports, dict) else []
+    return {"pass": verdict, "failures": failures}
 
 
 def _strip_bulky(value):
@@ -210,9 +204,9 @@ def build_summary(
     ``policies``: name -> accuracy, accuracy_ci95, cost_per_question (USD),
     cost_ci95, aiq, source file; ``aiq_by_source``: file -> policy -> AIQ, since
     AIQ is normalized by the cost range of the policies compared in one file and
-    so is comparable only within a file); ``diagnostics`` (source file -> list of
-    verdicts) and ``diagnostics_pass`` (all verdicts pass; None if there are
-    none); ``data_overview`` (notebook 01's headline); ``mode_mismatch``
+    so is comparable only within a file); ``diagnostics`` (source file -> its
+    verdict, :func:`file_verdict`) and ``diagnostics_pass`` (every file's verdict
+    passes; None if no file has one); ``data_overview`` (notebook 01's headline); ``mode_mismatch``
     (result files whose own ``quick`` flag disagrees with ``mode``); and
     ``results`` (every result file, without the long question-id lists).
     """
@@ -263,13 +257,13 @@ def build_summary(
             for name, stats in (res.get("policies") or {}).items():
                 if name not in entry["policies"] and isinstance(stats, dict):  # first notebook wins
                     entry["policies"][name] = _policy_entry(name, stats, aiq, key)
-        verdicts = find_diagnostics(value)
-        if verdicts:
-            summary["diagnostics"][key] = verdicts
+        verdict = file_verdict(key, value)
+        if verdict is not None:
+            summary["diagnostics"][key] = verdict
         if key.split("/")[-1].startswith("01_data_overview") and summary["data_overview"] is None:
             summary["data_overview"] = _strip_bulky(value)
         summary["results"][key] = _strip_bulky(value)
-    all_verdicts = [v["pass"] for vs in summary["diagnostics"].values() for v in vs]
+    all_verdicts = [v["pass"] for v in summary["diagnostics"].values()]
     summary["diagnostics_pass"] = all(all_verdicts) if all_verdicts else None
     return summary
 
@@ -278,12 +272,13 @@ def posterior_diagnostics(posterior: str | os.PathLike, mode: str | None = None)
     """Convergence diagnostics of a saved reliability posterior, as a result file for the summary.
 
     Returns ``{"posterior": path, "stage", "models", "covariates_used", "quick",
-    "diagnostics": {...}}`` where ``diagnostics`` is
+    "diagnostics_pass": bool, "diagnostics": {stage: {...}}}`` where the report is
     :meth:`bayes_router.models.diagnostics.ConvergenceReport.to_dict` (R-hat, bulk and
-    tail ESS, divergences, E-BFMI against stated thresholds, and ``passed``).
+    tail ESS, divergences, E-BFMI against stated thresholds, and the failed checks).
     """
     from bayes_router.models.diagnostics import convergence_report
     from bayes_router.models.reliability import ReliabilityModel
+    from bayes_router.study.notebook import diagnostics_fields
 
     rm = ReliabilityModel.load(posterior)
     return {
@@ -292,7 +287,7 @@ def posterior_diagnostics(posterior: str | os.PathLike, mode: str | None = None)
         "models": list(rm.models),
         "covariates_used": list(rm.covariates_used),
         "quick": None if mode is None else mode == "quick",
-        "diagnostics": convergence_report(rm.idata).to_dict(),
+        **diagnostics_fields({rm.stage: convergence_report(rm.idata)}),
     }
 
 
@@ -467,10 +462,11 @@ def build_index(
             verdict = summary.get("diagnostics_pass")
             parts.append(f"<h2>Diagnostics: <span class='{'ok' if verdict else 'failed'}'>"
                          f"{'all pass' if verdict else 'some fail'}</span></h2><ul>")
-            for src, vs in diag.items():
-                for v in vs:
-                    parts.append(f"<li>{html.escape(src)}: {html.escape(v['where'])}: "
-                                 f"<span class='{'ok' if v['pass'] else 'failed'}'>{'pass' if v['pass'] else 'FAIL'}</span></li>")
+            for src, v in diag.items():
+                why = f" ({html.escape('; '.join(v['failures']))})" if v.get("failures") else ""
+                parts.append(f"<li>{html.escape(src)}: "
+                             f"<span class='{'ok' if v['pass'] else 'failed'}'>{'pass' if v['pass'] else 'FAIL'}</span>"
+                             f"{why}</li>")
             parts.append("</ul>")
     figures = sorted(figures_dir.rglob("*.png")) if figures_dir.is_dir() else []
     parts.append(f"<h2>Figures ({len(figures)})</h2>")
@@ -540,7 +536,8 @@ def main(argv: Iterable[str] | None = None) -> int:
         elif args.what == "diagnose":
             result = posterior_diagnostics(args.posterior, args.mode)
             write_json(args.output, result)
-            verdict = "pass" if result["diagnostics"]["passed"] else "FAIL: " + "; ".join(result["diagnostics"]["failures"])
+            failures = result["diagnostics"][result["stage"]]["failures"]
+            verdict = "pass" if result["diagnostics_pass"] else "FAIL: " + "; ".join(failures)
             print(f"{args.output}: {args.posterior} ({result['stage']}-call): {verdict}")
         else:
             path = build_index(args.reports_dir, args.figures_dir, args.output)
