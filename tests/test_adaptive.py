@@ -222,3 +222,22 @@ def test_adaptive_real_trio_smoke(real_trio_log):
     charged = test.set_index(["question_id", "model"]).loc[list(zip(made["question_id"], made["model"], strict=True)), "cost_usd"]
     assert made["cost_usd"].sum() == pytest.approx(float(charged.sum()))
     assert isinstance(pol.decisions_, pd.DataFrame) and len(pol.decisions_) == len(calls.question_ids)
+
+
+def test_call_evidence_crosses_stated_confidence_bins_by_hand():
+    # one model, one bin of the logit shift (d = 0 everywhere), two equal-mass bins of stated
+    # confidence split at the median 0.9, plus the "none stated" bin: B = 3.
+    # right: bins (low, high, none) counts (0, 3, 0) + 1 -> (1, 4, 1) / 6;
+    # wrong: (2, 0, 1) + 1 -> (3, 1, 2) / 6; P(unparsed | wrong) = (0 + 0.5) / (3 + 1) = 0.125.
+    correct = np.array([[1], [1], [1], [0], [0], [0]], bool)
+    conf = np.array([[0.9], [0.9], [0.9], [0.5], [0.5], [np.nan]])
+    half = np.full((6, 1), 0.5)
+    ev = CallEvidence.fit(correct, np.ones((6, 1), bool), half, half, n_bins=1, confidence=conf, confidence_bins=2)
+    assert ev.p_bin_right.shape == (1, 3)
+    assert ev.likelihood(0, True, 0.5, 0.5, 0.95) == pytest.approx((4 / 6, 0.875 / 6))
+    assert ev.likelihood(0, True, 0.5, 0.5, 0.5) == pytest.approx((1 / 6, 0.875 * 3 / 6))
+    assert ev.likelihood(0, True, 0.5, 0.5, None) == pytest.approx((1 / 6, 0.875 * 2 / 6))
+    # a log without stated confidence keeps the bins of the logit shift alone
+    plain = CallEvidence.fit(correct, np.ones((6, 1), bool), half, half, n_bins=1,
+                             confidence=np.full((6, 1), np.nan))
+    assert plain.conf_edges is None and plain.p_bin_right.shape == (1, 1)

@@ -39,7 +39,11 @@ cost in USD of every call made). ``cost_scale`` (lambda) is in 1/USD.
    (:class:`CallEvidence`). An unparsed answer has likelihood 0 under C_m = 1: such a
    call is certainly wrong. The same discrete model is used for observed calls and for
    the hypothetical outcomes of a call not yet made, so the posterior and the value of
-   information are coherent.
+   information are coherent. Where the log has the models' own stated confidence, each bin
+   of d is crossed with equal-mass bins of the stated confidence (per model, learned on
+   TRAIN, plus one bin for "none stated"): the likelihoods are then of the pair, so both
+   models' stated confidence enters the combination of answers and the value of a further
+   call, without assuming the two signals independent.
 
 4. Letters. Given the letters of the called models, the only correctness configurations
    consistent with them are: "letter L is the right one" (every model that said L is
@@ -223,14 +227,18 @@ class CallEvidence:
     """Discrete evidence model of one call (see module docstring, point 3), per pool model.
 
     edges: (K, n_bins - 1) inner bin edges on d = logit(p_post) - logit(q_pre);
-    p_bin_right / p_bin_wrong: (K, n_bins) P(bin | right) and P(bin | wrong and parsed);
+    p_bin_right / p_bin_wrong: (K, B) P(bin | right) and P(bin | wrong and parsed);
     p_unparsed_wrong: (K,) P(unparsed | wrong). ``n_bins == 1``: only parsed/unparsed informs.
+    conf_edges: (K, n_conf - 1) inner edges on the stated confidence; with ``n_conf`` > 0 bins of
+    it plus one for "none stated", bin = d_bin * (n_conf + 1) + conf_bin and B = n_bins * (n_conf + 1);
+    None (no stated confidence in the train log): B = n_bins.
     """
 
     edges: np.ndarray
     p_bin_right: np.ndarray
     p_bin_wrong: np.ndarray
     p_unparsed_wrong: np.ndarray
+    conf_edges: np.ndarray | None = None
 
     @classmethod
     def uninformative(cls, n_models: int) -> CallEvidence:
@@ -238,34 +246,60 @@ class CallEvidence:
         return cls(np.zeros((n_models, 0)), np.ones((n_models, 1)), np.ones((n_models, 1)), np.zeros(n_models))
 
     @classmethod
-    def fit(cls, correct, parsed, q_pre, p_post, n_bins: int = 8) -> CallEvidence:
-        """Learn bins and likelihoods from TRAIN rows; all arguments (n_questions, K)."""
+    def fit(cls, correct, parsed, q_pre, p_post, n_bins: int = 8, confidence=None,
+            confidence_bins: int = 4) -> CallEvidence:
+        """Learn bins and likelihoods from TRAIN rows; all arguments (n_questions, K).
+
+        ``confidence``: the stated confidence in [0, 1] (NaN where none was stated), or None; it
+        is used only when some train row has one and ``confidence_bins`` > 0.
+        """
         correct = np.asarray(correct, bool)
         parsed = np.asarray(parsed, bool)
         d = _logit(p_post) - _logit(q_pre)
         k = correct.shape[1]
+        conf = None if confidence is None else np.asarray(confidence, dtype=float)
+        n_conf = int(confidence_bins) if conf is not None and np.isfinite(conf).any() else 0
+        n_total = n_bins * (n_conf + 1) if n_conf else n_bins
         edges = np.zeros((k, n_bins - 1))
-        right = np.zeros((k, n_bins))
-        wrong = np.zeros((k, n_bins))
+        conf_edges = np.full((k, max(n_conf - 1, 0)), np.inf) if n_conf else None
+        right = np.zeros((k, n_total))
+        wrong = np.zeros((k, n_total))
         unparsed = np.zeros(k)
         for m in range(k):
             ok = parsed[:, m]
             if n_bins > 1 and ok.sum() >= n_bins:
                 edges[m] = np.quantile(d[ok, m], np.linspace(0, 1, n_bins + 1)[1:-1])
             b = np.searchsorted(edges[m], d[:, m], side="right")
-            right[m] = np.bincount(b[ok & correct[:, m]], minlength=n_bins) + 1.0
-            wrong[m] = np.bincount(b[ok & ~correct[:, m]], minlength=n_bins) + 1.0
+            if n_conf:
+                stated = ok & np.isfinite(conf[:, m])
+                if n_conf > 1 and stated.sum() >= n_conf:  # equal-mass bins; ties leave some empty
+                    conf_edges[m] = np.quantile(conf[stated, m], np.linspace(0, 1, n_conf + 1)[1:-1])
+                b = b * (n_conf + 1) + _conf_bin(conf_edges[m], conf[:, m], n_conf)
+            right[m] = np.bincount(b[ok & correct[:, m]], minlength=n_total) + 1.0
+            wrong[m] = np.bincount(b[ok & ~correct[:, m]], minlength=n_total) + 1.0
             n_wrong = (~correct[:, m]).sum()
             unparsed[m] = ((~parsed[:, m]).sum() + 0.5) / (n_wrong + 1.0)
         return cls(edges, right / right.sum(1, keepdims=True), wrong / wrong.sum(1, keepdims=True),
-                   np.clip(unparsed, 0.0, 1.0))
+                   np.clip(unparsed, 0.0, 1.0), conf_edges)
 
-    def likelihood(self, m: int, parsed: bool, q_pre: float, p_post: float) -> tuple[float, float]:
-        """(P(evidence | right), P(evidence | wrong)) of an observed call of pool model ``m``."""
+    def likelihood(self, m: int, parsed: bool, q_pre: float, p_post: float,
+                   confidence: float | None = None) -> tuple[float, float]:
+        """(P(evidence | right), P(evidence | wrong)) of an observed call of pool model ``m``
+        (``confidence``: its stated confidence, None/NaN if none)."""
         if not parsed:
             return 0.0, float(self.p_unparsed_wrong[m])
         b = int(np.searchsorted(self.edges[m], _logit(p_post) - _logit(q_pre), side="right"))
+        if self.conf_edges is not None:
+            n_conf = self.conf_edges.shape[1] + 1
+            c = np.nan if confidence is None else float(confidence)
+            b = b * (n_conf + 1) + int(_conf_bin(self.conf_edges[m], np.array([c]), n_conf)[0])
         return float(self.p_bin_right[m, b]), float((1 - self.p_unparsed_wrong[m]) * self.p_bin_wrong[m, b])
+
+
+def _conf_bin(edges: np.ndarray, confidence: np.ndarray, n_conf: int) -> np.ndarray:
+    """Stated-confidence bin per row: 0..n_conf-1 by ``edges``, ``n_conf`` where none was stated."""
+    c = np.asarray(confidence, dtype=float)
+    return np.where(np.isfinite(c), np.searchsorted(edges, np.nan_to_num(c), side="right"), n_conf)
 
 
 def _logit(p):
@@ -452,6 +486,21 @@ def combining_summary(decisions: pd.DataFrame, truth: pd.Series) -> dict:
         "n_two_calls": int(two.sum()),
         "accuracy_final_on_two_calls": float(final_right[two].mean()) if two.any() else None,
         "accuracy_noisy_or_on_two_calls": float(right("noisy_or_answer_first_two")[two].mean()) if two.any() else None,
+        **_stated_noisy_or(dec, two, right),
+    }
+
+
+def _stated_noisy_or(dec: pd.DataFrame, two: pd.Series, right) -> dict:
+    """On two-call questions where both models stated a confidence: the final answer's accuracy
+    against the Noisy-OR rule applied to the stated confidences instead of p_post."""
+    if "noisy_or_stated_answer_first_two" not in dec:
+        return {}
+    both = two & dec["noisy_or_stated_answer_first_two"].notna()
+    return {
+        "n_two_calls_with_stated_confidence": int(both.sum()),
+        "accuracy_final_on_two_calls_with_stated": float(right("final_answer")[both].mean()) if both.any() else None,
+        "accuracy_noisy_or_stated_on_two_calls": (float(right("noisy_or_stated_answer_first_two")[both].mean())
+                                                  if both.any() else None),
     }
 
 
@@ -472,6 +521,9 @@ class BayesAdaptivePolicy(Policy):
         Learn the copula loadings (True) or assume independence given the margins (False).
     n_bins : int
         Evidence bins of the post-call logit shift.
+    confidence_bins : int
+        Equal-mass bins of the models' stated confidence crossed with those (0: ignore stated
+        confidence; used only where the train log has it).
     knob_values : list, optional
         The cost_scale values swept for the frontier.
 
@@ -486,7 +538,7 @@ class BayesAdaptivePolicy(Policy):
     knob = "cost_scale"
     knob_grid = (0.0, 25.0, 50.0, 75.0, 100.0, 125.0, 150.0, 175.0, 200.0, 250.0, 300.0, 400.0, 600.0, 1000.0, 3000.0)
     defaults = {"cost_scale": None, "threshold": 0.0, "max_calls": 3, "error_correlation": True,
-                "n_bins": 8, "n_nodes": 32}
+                "n_bins": 8, "n_nodes": 32, "confidence_bins": 4}
 
     def fit(self, ctx: RoutingContext) -> BayesAdaptivePolicy:
         super().fit(ctx)
@@ -507,13 +559,16 @@ class BayesAdaptivePolicy(Policy):
         correct, parsed = wide("correct").astype(bool), wide("parsed").astype(bool)
         common = q.index.intersection(correct.index)
         q, p, correct, parsed = q.loc[common], p.loc[common], correct.loc[common], parsed.loc[common]
+        stated = log.pivot(index="question_id", columns="model", values="confidence")  # NaN: none stated
+        stated = stated.reindex(index=common, columns=models).astype(float).to_numpy()
         if self.params["error_correlation"]:
             self.correlation_ = ErrorCorrelation.fit(correct.to_numpy(), q.to_numpy(), models,
                                                      n_nodes=int(self.params["n_nodes"]))
         else:
             self.correlation_ = ErrorCorrelation.independent(models)
         self.evidence_ = CallEvidence.fit(correct.to_numpy(), parsed.to_numpy(), q.to_numpy(), p.to_numpy(),
-                                          n_bins=int(self.params["n_bins"]))
+                                          n_bins=int(self.params["n_bins"]), confidence=stated,
+                                          confidence_bins=int(self.params["confidence_bins"]))
         self.wrong_agreement_ = _wrong_agreement_rate(log, models)
         return self
 
@@ -541,12 +596,14 @@ class BayesAdaptivePolicy(Policy):
         def observe(rows_idx, model_idx):
             obs = calls.call(qids[rows_idx], [models[m] for m in model_idx])
             p_post = _mean_proba(post_rm, _with_precall(obs, pre))
-            for r, m, pred, parsed, pp in zip(rows_idx, model_idx, obs["pred"].to_numpy(),
-                                              obs["parsed"].to_numpy(), p_post, strict=True):
-                l1, l0 = self.evidence_.likelihood(m, bool(parsed), q[r, m], pp)
+            stated = pd.to_numeric(obs["confidence"], errors="coerce").to_numpy(dtype=float)
+            for r, m, pred, parsed, pp, sc in zip(rows_idx, model_idx, obs["pred"].to_numpy(),
+                                                  obs["parsed"].to_numpy(), p_post, stated, strict=True):
+                l1, l0 = self.evidence_.likelihood(m, bool(parsed), q[r, m], pp, sc)
                 letter = None if pd.isna(pred) else str(pred)
                 state[r].append((m, letter, l1, l0))
                 log_rows[r].setdefault("p_post", []).append(float(pp))
+                log_rows[r].setdefault("stated", []).append(float(sc))
 
         first = np.argmax(q - lam * cost, axis=1)
         observe(np.arange(len(qids)), first)
@@ -575,11 +632,13 @@ class BayesAdaptivePolicy(Policy):
             answers.append(final)
             first_letter = state[r][0][1]
             pp = log_rows[r]["p_post"]
+            sc = log_rows[r]["stated"]
+            nor_letter, nor, stated_letter = None, np.nan, None
             if len(state[r]) >= 2:  # the issue's Noisy-OR rule on the first two answers, for comparison
                 nor_letters, nor_p, _ = combine_answers(first_letter, pp[0], state[r][1][1], pp[1])
                 nor_letter, nor = nor_letters[0], nor_p[0]
-            else:
-                nor_letter, nor = None, np.nan
+                if np.isfinite(sc[:2]).all():  # the same rule on the two models' stated confidence
+                    stated_letter = combine_answers(first_letter, sc[0], state[r][1][1], sc[1])[0][0]
             records.append({
                 "question_id": int(qids[r]),
                 "models_called": [models[c[0]] for c in state[r]],
@@ -591,6 +650,8 @@ class BayesAdaptivePolicy(Policy):
                 "p_final": float(support.max()) if len(support) else 0.0,
                 "p_noisy_or_first_two": float(nor),
                 "noisy_or_answer_first_two": nor_letter,
+                "stated_first": sc[0],
+                "noisy_or_stated_answer_first_two": stated_letter,
                 "voi_second": log_rows[r]["voi_second"],
                 "changed": final != first_letter,
             })
