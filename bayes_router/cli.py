@@ -22,6 +22,9 @@ COMMANDS: dict[str, str] = {
     "evaluate": "bayes_router.commands.evaluate",
     "trust": "bayes_router.commands.trust",
     "bench": "bayes_router.commands.bench",
+    "collect": "bayes_router.commands.collect",
+    "export": "bayes_router.commands.export",
+    "replay-server": "bayes_router.commands.replay_server",
 }
 
 
