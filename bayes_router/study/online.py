@@ -1,0 +1,307 @@
+"""The online routing harness: questions arrive one at a time, the router pays and learns.
+
+For one pool, :func:`online_study` draws (seed ``seed``) a stream of ``n_questions``
+questions answered by every model, plus disjoint sets for an optional warm start and for
+fitting the frozen offline reference. For each of ``n_orders`` arrival orders (seeds
+``seed``, ``seed + 1``, ...) every online policy starts afresh (from the prior, or from the
+warm-start questions with every model's outcome), and for each arriving question it calls
+models through a :class:`~bayes_router.policies.online.QuestionCalls` gate, which charges
+each call its logged ``cost_usd`` and reveals only that call's outcome and signals; then it
+updates. The frozen reference (``offline:bayes-adaptive``) is fitted once with the offline
+machinery (:func:`bayes_router.study.evaluate.run_policy` on a train split) and routes the
+stream without learning.
+
+Scoring after each question t (cumulative over questions 1..t, averaged over orders for
+``curve``, with 5%-95% bands over orders in ``bands``):
+
+* ``accuracy``: share answered correctly; ``cost_per_question``: USD spent per question;
+* ``regret``: sum of u(oracle) - u(policy), with u = correct - cost_scale * cost_usd and the
+  oracle the cheapest correct model of the question (else the cheapest): it grows linearly
+  for any router that cannot see outcomes before calling;
+* ``regret_vs_best_fixed``: the bandit pseudo-regret against the best model per subject in
+  hindsight, sum of mean utility(best model of the subject) - mean utility(chosen model),
+  means over the stream's questions of that subject. Sublinear growth means learning.
+
+The result is the ONLINE.json dict of DESIGN.md; ``bands``, ``regret_vs_best_fixed`` and
+``meta`` only add to it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from bayes_router.data.prices import load_prices, price_of
+from bayes_router.data.split import questions_answered_by_all, rows_for
+from bayes_router.errors import InputError
+from bayes_router.policies.online import (
+    OFFLINE_PREFIX,
+    ONLINE_POLICIES,
+    OnlineStream,
+    make_online_policy,
+)
+
+DEFAULT_ONLINE_POLICIES = ("thompson", "ucb", "greedy", "linucb-budget", "offline:bayes-adaptive")
+#: lambda (1/USD) of the headline evaluations: a cent of cost weighs as much as 1% accuracy.
+DEFAULT_COST_SCALE = 100.0
+BAND_QUANTILES = (0.05, 0.95)
+
+
+def check_policy_names(names: Sequence[str]) -> list[str]:
+    """Validate online policy names (``thompson``, ``ucb``, ``greedy``, ``linucb-budget``, ``offline:<name>``)."""
+    from bayes_router.policies import REGISTRY
+
+    names = list(names)
+    if len(set(names)) != len(names):
+        raise InputError(f"policies: a policy is listed twice: {names}")
+    for n in names:
+        if n.startswith(OFFLINE_PREFIX):
+            if n[len(OFFLINE_PREFIX):] not in REGISTRY:
+                raise InputError(f"policies: '{n}' names no offline policy (known: {', '.join(sorted(REGISTRY))})")
+        elif n not in ONLINE_POLICIES:
+            known = sorted(ONLINE_POLICIES) + ["offline:bayes-adaptive"]
+            raise InputError(f"policies: unknown online policy '{n}'; known: {', '.join(known)}")
+    if not names:
+        raise InputError("policies: name at least one policy")
+    return names
+
+
+def pool_prices(models: Sequence[str], prices: pd.DataFrame | None = None) -> np.ndarray:
+    """(K, 2) USD per million input and output tokens of ``models`` (default: the project's price table)."""
+    prices = load_prices() if prices is None else prices
+    return np.array([price_of(prices, m) for m in models], dtype=float)
+
+
+def split_questions(log: pd.DataFrame, models: Sequence[str], n_questions: int, warm_start_questions: int,
+                    offline_train_questions: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(stream, warm-start, offline-train) question ids, disjoint, drawn with ``seed`` from
+    the questions every model answered. Raises InputError when there are too few."""
+    if n_questions < 1 or warm_start_questions < 0 or offline_train_questions < 0:
+        raise InputError("questions must be at least 1; warm-start and offline-train counts non-negative")
+    ids = questions_answered_by_all(log, models)
+    need = n_questions + warm_start_questions + offline_train_questions
+    if need > len(ids):
+        raise InputError(f"questions: {n_questions} streamed + {warm_start_questions} warm-start + "
+                         f"{offline_train_questions} offline-train = {need}, but only {len(ids)} questions are "
+                         f"answered by every model of {list(models)}")
+    perm = np.random.default_rng(seed).permutation(ids)
+    stream = np.sort(perm[:n_questions])
+    warm = np.sort(perm[n_questions:n_questions + warm_start_questions])
+    train = np.sort(perm[n_questions + warm_start_questions:need])
+    return stream, warm, train
+
+
+def run_online_policy(policy, stream: OnlineStream, warm: OnlineStream | None = None) -> dict[str, np.ndarray]:
+    """Run one fresh online policy over ``stream``; per question (arrival order): chosen model,
+    correct (bool), cost_usd, n_calls, and seconds (route + update, wall clock)."""
+    if warm is not None:  # every model's outcome of the warm-start questions, as an offline log gives
+        for i in range(len(warm)):
+            q, gate = warm.question(i), warm.calls(i)
+            for m in range(warm.n_models):
+                policy.learn(q, gate.call(m))
+    correct_all, _ = stream.outcome()
+    n = len(stream)
+    chosen = np.empty(n, dtype=np.int64)
+    cost = np.empty(n)
+    n_calls = np.empty(n, dtype=np.int64)
+    seconds = np.empty(n)
+    for i in range(n):
+        q, gate = stream.question(i), stream.calls(i)
+        t0 = time.perf_counter()
+        m = policy.route(q, gate)
+        seconds[i] = time.perf_counter() - t0
+        if m not in gate.called:
+            raise ValueError(f"online policy '{policy.name}' answered with model {m}, which it did not call")
+        chosen[i], cost[i], n_calls[i] = m, gate.cost_usd, len(gate.called)
+    return {"chosen": chosen, "correct": correct_all[np.arange(n), chosen], "cost_usd": cost,
+            "n_calls": n_calls, "seconds": seconds}
+
+
+def fit_offline(name: str, log: pd.DataFrame, models: list[str], train_ids: np.ndarray, stream_ids: np.ndarray,
+                cost_scale: float, seed: int, sampler_config: dict | None = None,
+                questions: pd.DataFrame | None = None, progress: bool = False) -> dict[str, object]:
+    """Fit offline policy ``name`` once on ``train_ids`` and route the stream frozen.
+
+    Returns {"correct", "cost_usd", "n_calls"} per stream question (index: question_id) and
+    "seconds_per_question" (routing time of the stream / its size) and "seconds_fit".
+    """
+    from bayes_router.models.reliability import default_draws
+    from bayes_router.policies import make_policy
+    from bayes_router.policies.base import RoutingContext
+    from bayes_router.study.evaluate import DEFAULT_SAMPLER_CONFIG, EvaluationSetup, run_policy
+
+    if len(train_ids) < 2:
+        raise InputError(f"'{OFFLINE_PREFIX}{name}' needs an offline training split (offline_train_questions >= 2)")
+    cfg = {**DEFAULT_SAMPLER_CONFIG, **{k: v for k, v in (sampler_config or {}).items() if v is not None}}
+    if cfg.get("draws") is None:
+        cfg["draws"] = default_draws(int(cfg["chains"]))
+    if questions is not None:
+        questions = questions[questions["question_id"].isin(np.concatenate([train_ids, stream_ids]))]
+    ctx = RoutingContext(train_log=rows_for(log, models, train_ids), models=models, questions=questions,
+                         cost_scale=float(cost_scale), seed=seed, sampler_config=cfg, progress=progress)
+    setup = EvaluationSetup(models, train_ids, stream_ids, ctx, rows_for(log, models, stream_ids))
+    t0 = time.perf_counter()
+    policy = make_policy(name).fit(ctx)
+    t1 = time.perf_counter()
+    out = run_policy(policy, setup)
+    t2 = time.perf_counter()
+    index = pd.Index(out.question_ids, name="question_id")
+    return {"correct": pd.Series(out.correct, index=index), "cost_usd": pd.Series(out.cost_usd, index=index),
+            "n_calls": pd.Series(out.n_calls, index=index), "seconds_fit": t1 - t0,
+            "seconds_per_question": (t2 - t1) / len(stream_ids)}
+
+
+def oracle_utility(correct: np.ndarray, cost: np.ndarray, cost_scale: float) -> np.ndarray:
+    """Per question (n,): utility of the cheapest correct model (else the cheapest model).
+
+    ``correct``, ``cost``: (n, K) every model's logged outcome and cost (USD)."""
+    masked = np.where(correct, cost, np.inf)
+    has = correct.any(axis=1)
+    pick = np.where(has, np.argmin(masked, axis=1), np.argmin(cost, axis=1))
+    rows = np.arange(len(pick))
+    return correct[rows, pick].astype(float) - cost_scale * cost[rows, pick]
+
+
+def best_fixed_gap(correct: np.ndarray, cost: np.ndarray, subject: np.ndarray, cost_scale: float) -> np.ndarray:
+    """(n, K): mean utility of the best model of each question's subject minus that of each model.
+
+    Means over all stream questions of the subject (in hindsight); the pseudo-regret of
+    choosing model m on question i is ``gap[i, m]`` (>= 0)."""
+    utility = correct.astype(float) - cost_scale * cost
+    gap = np.zeros_like(utility)
+    for s in np.unique(subject):
+        rows = subject == s
+        mean = utility[rows].mean(axis=0)
+        gap[rows] = mean.max() - mean
+    return gap
+
+
+def cumulative_curves(correct: np.ndarray, cost: np.ndarray, utility: np.ndarray, oracle: np.ndarray,
+                      pseudo: np.ndarray) -> dict[str, np.ndarray]:
+    """Cumulative accuracy, cost per question (USD), regret and pseudo-regret after each question."""
+    t = np.arange(1, len(correct) + 1)
+    return {"accuracy": np.cumsum(correct) / t, "cost_per_question": np.cumsum(cost) / t,
+            "regret": np.cumsum(oracle - utility), "regret_vs_best_fixed": np.cumsum(pseudo)}
+
+
+def growth_exponent(regret: np.ndarray) -> float | None:
+    """Slope of log(regret) against log(t) over the second half of the run: 1 is linear growth,
+    below 1 sublinear (0.5: sqrt(t)). None when regret is not positive there."""
+    n = len(regret)
+    t = np.arange(1, n + 1)
+    half = slice(n // 2, n)
+    r = regret[half]
+    if n < 4 or not np.all(r > 0):
+        return None
+    return float(np.polyfit(np.log(t[half]), np.log(r), 1)[0])
+
+
+def _summarize(per_order: list[dict[str, np.ndarray]], seconds: float, decimals: int = 6) -> dict:
+    """ONLINE.json entry of one policy from its per-order curves: mean curve, bands, finals."""
+    keys = ("accuracy", "cost_per_question", "regret", "regret_vs_best_fixed")
+    stack = {k: np.stack([c[k] for c in per_order]) for k in keys}
+    stack = {k: v for k, v in stack.items() if not np.isnan(v).any()}  # multi-call policies: no pseudo-regret
+    mean = {k: v.mean(axis=0) for k, v in stack.items()}
+    lo, hi = BAND_QUANTILES
+    finals = {k: v[:, -1] for k, v in stack.items()}
+    return {
+        "accuracy": float(mean["accuracy"][-1]),
+        "cost_per_question": float(mean["cost_per_question"][-1]),
+        "curve": {k: np.round(v, decimals).tolist() for k, v in mean.items()},
+        "bands": {k: {"lo": np.round(np.quantile(v, lo, axis=0), decimals).tolist(),
+                      "hi": np.round(np.quantile(v, hi, axis=0), decimals).tolist()} for k, v in stack.items()},
+        "final_per_order": {k: [float(x) for x in v] for k, v in finals.items()},
+        "regret_growth_exponent": (growth_exponent(mean["regret_vs_best_fixed"])
+                                   if "regret_vs_best_fixed" in mean else None),
+        "seconds_per_update": float(seconds),
+    }
+
+
+def online_study(
+    log: pd.DataFrame, models: Sequence[str], n_questions: int = 4000, seed: int = 0,
+    policies: Sequence[str] = DEFAULT_ONLINE_POLICIES, n_orders: int = 5, cost_scale: float = DEFAULT_COST_SCALE,
+    warm_start_questions: int = 0, offline_train_questions: int = 2000, prices: pd.DataFrame | None = None,
+    sampler_config: dict | None = None, policy_params: dict[str, dict] | None = None,
+    questions: pd.DataFrame | None = None, progress: bool = True, simulated: bool = False,
+    transform=None,
+) -> dict:
+    """Run every policy online over ``n_orders`` arrival orders of one stream; returns ONLINE.json.
+
+    Parameters
+    ----------
+    log : call log; models : the pool, cheapest first (the last is the big model).
+    n_questions : questions streamed; seed : draws the stream and the splits, and is the first order's seed.
+    policies : online names (``thompson``, ``ucb``, ``greedy``, ``linucb-budget``) and ``offline:<name>``.
+    cost_scale : lambda (1/USD) in utility = correct - lambda * cost_usd.
+    warm_start_questions : questions (disjoint from the stream) whose outcomes for every model the
+        online policies see before the stream; 0 = start from the prior.
+    offline_train_questions : questions the offline reference is fitted on (disjoint from both).
+    prices : price table (USD per million tokens) the online policies' pre-call costs use.
+    policy_params : name -> parameters of that online policy (e.g. {"thompson": {"process_noise": 1e-3}}).
+    transform : optional f(rows, order) -> rows applied to the stream rows of each order (the
+        simulated drift scenario degrades a model on the second half of the order).
+    """
+    from tqdm.auto import tqdm
+
+    models = list(models)
+    names = check_policy_names(policies)
+    policy_params = policy_params or {}
+    offline = [n for n in names if n.startswith(OFFLINE_PREFIX)]
+    price_arr = pool_prices(models, prices)
+    stream_ids, warm_ids, train_ids = split_questions(
+        log, models, n_questions, warm_start_questions, offline_train_questions if offline else 0, seed)
+    rows = rows_for(log, models, stream_ids)
+    subjects = sorted(rows_for(log, models, np.concatenate([stream_ids, warm_ids]))["subject"].astype(str).unique())
+    warm = OnlineStream(rows_for(log, models, warm_ids), models, warm_ids, subjects) if len(warm_ids) else None
+    fitted = {n: fit_offline(n[len(OFFLINE_PREFIX):], log, models, train_ids, stream_ids, cost_scale, seed,
+                             sampler_config, questions, progress) for n in offline}
+    curves: dict[str, list] = {n: [] for n in names}
+    seconds: dict[str, list] = {n: [] for n in names}
+    bar = tqdm(total=n_orders * len(names), desc="online runs", disable=not progress, unit="run")
+    for k in range(n_orders):
+        order = np.random.default_rng(seed + k).permutation(stream_ids)
+        stream = OnlineStream(rows if transform is None else transform(rows, order), models, order, subjects)
+        correct_all, cost_all = stream.outcome()
+        oracle = oracle_utility(correct_all, cost_all, cost_scale)
+        gap = best_fixed_gap(correct_all, cost_all, stream.subject, cost_scale)
+        for name in names:
+            if name in fitted:
+                f = fitted[name]
+                correct = f["correct"].reindex(order).to_numpy(bool)
+                cost = f["cost_usd"].reindex(order).to_numpy(float)
+                pseudo = np.full(len(order), np.nan)  # a multi-call policy has no single chosen model
+                seconds[name].append(f["seconds_per_question"])
+            else:
+                policy = make_online_policy(name, models, len(subjects), price_arr, cost_scale, seed + k,
+                                            **policy_params.get(name, {}))
+                out = run_online_policy(policy, stream, warm)
+                correct, cost = out["correct"], out["cost_usd"]
+                pseudo = gap[np.arange(len(order)), out["chosen"]]
+                seconds[name].append(float(out["seconds"].mean()))
+            utility = correct.astype(float) - cost_scale * cost
+            curves[name].append(cumulative_curves(correct, cost, utility, oracle, pseudo))
+            bar.update(1)
+    bar.close()
+    result = {
+        "models": models, "seed": int(seed), "n_questions": int(n_questions),
+        "warm_start_questions": int(warm_start_questions),
+        "policies": {n: _summarize(curves[n], float(np.mean(seconds[n]))) for n in names},
+        "meta": {
+            "simulated": bool(simulated), "cost_scale": float(cost_scale), "n_orders": int(n_orders),
+            "order_seeds": [int(seed + k) for k in range(n_orders)],
+            "offline_train_questions": int(len(train_ids)) if offline else 0,
+            "offline_seconds_fit": {n: round(float(f["seconds_fit"]), 3) for n, f in fitted.items()},
+            "subjects": subjects, "policy_params": {k: dict(v) for k, v in policy_params.items()},
+            "band": f"{int(BAND_QUANTILES[0] * 100)}%-{int(BAND_QUANTILES[1] * 100)}% over orders",
+            "regret": "cumulative u(oracle) - u(policy), u = correct - cost_scale * cost_usd; oracle = cheapest "
+                      "correct model of the question, else the cheapest",
+            "regret_vs_best_fixed": "cumulative pseudo-regret against the best model per subject in hindsight "
+                                    "(mean utility over the stream); NaN for multi-call offline policies",
+            "seconds_per_update": "mean wall-clock seconds per question of route + update (online); routing "
+                                  "time per question of the frozen offline policy",
+        },
+    }
+    return result
