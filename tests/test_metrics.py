@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bayes_router.study.metrics import (
+    accuracy_share_at_cost,
     aiq,
     area_under_hull,
     bootstrap_indices,
@@ -165,3 +166,17 @@ def test_savings_at_equal_and_at_95_percent_accuracy_by_hand():
     assert never["savings"] is None and never["savings_ci95"][0] is None
     assert cost_to_reach([[1, 0.5], [2, 0.75]], 0.6) == pytest.approx(1.4)
     assert cost_to_reach([[1, 0.5]], 0.6) == np.inf
+
+
+def test_accuracy_share_at_a_fraction_of_the_reference_cost_by_hand():
+    ref_correct, ref_cost = np.array([1, 1, 0, 1]), np.full(4, 4.0)  # 0.75 at 4 USD
+    sweep_correct = np.array([[1, 0, 0, 1], [1, 1, 0, 1]])  # 0.50 at 1 USD, 0.75 at 3 USD
+    sweep_cost = np.array([np.full(4, 1.0), np.full(4, 3.0)])
+    idx = bootstrap_indices(4, 200, 0)
+    # at 50% of 4 USD = 2 USD the hull is halfway from (1, .50) to (3, .75): 0.625 = 5/6 of 0.75
+    half = accuracy_share_at_cost(sweep_correct, sweep_cost, ref_correct, ref_cost, idx, 0.5)
+    assert half["share"] == pytest.approx(5 / 6)
+    lo, hi = half["share_ci95"]
+    assert lo <= 5 / 6 <= hi
+    # at 20% (0.8 USD) the policy cannot operate: zero, as in AIQ
+    assert accuracy_share_at_cost(sweep_correct, sweep_cost, ref_correct, ref_cost, idx, 0.2)["share"] == 0.0

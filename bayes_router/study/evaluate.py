@@ -30,13 +30,16 @@ from bayes_router.data.split import rows_for, sample_questions, train_test_split
 from bayes_router.errors import InputError
 from bayes_router.models.diagnostics import convergence_report
 from bayes_router.models.reliability import check_fitted_on, default_draws
-from bayes_router.policies import default_policy_names, make_policy
+from bayes_router.policies import REGISTRY, default_policy_names, make_policy
 from bayes_router.policies.adaptive import combining_summary
 from bayes_router.policies.base import Policy, RoutingContext, TestCalls
 from bayes_router.study.metrics import (
+    accuracy_share_at_cost,
     aiq,
     bootstrap_indices,
     compare_to_reference,
+    routellm_with_ci,
+    savings_at_accuracy,
     summarize_policy,
 )
 
@@ -226,7 +229,11 @@ def evaluate(
     setup = prepare(log, models, questions, n_questions, test_frac, cost_scale, seed, sampler_config,
                     prices, progress, reliability)
     models = setup.models
-    names = list(policies) if policies else default_policy_names(models)
+    skipped: dict[str, str] = {}
+    if policies:
+        names = list(policies)
+    else:  # a policy that reads stated confidence is left out of the defaults on a log without it
+        names, skipped = _without_unusable(default_policy_names(models), setup.ctx.train_log)
     if len(set(names)) != len(names):
         raise InputError(f"--policies: a policy is listed twice: {names}")
     policy_params = policy_params or {}
@@ -241,6 +248,7 @@ def evaluate(
     outcomes: dict[str, PolicyOutcome] = {}
     results_policies: dict[str, dict] = {}
     frontier_points: dict[str, list[list[float]]] = {}
+    sweeps: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # name -> (k, n) correct and cost per knob value
     timings: dict[str, float] = {}
 
     bar = tqdm(names, desc="policies", disable=not progress, unit="policy")
@@ -258,10 +266,9 @@ def evaluate(
             results_policies[name]["combining"] = combining_summary(policy.decisions_, setup.test_calls().answers())
         if policy.knob is not None:
             results_policies[name]["knob"] = {policy.knob: _jsonable(policy.params.get(policy.knob))}
-        if frontiers and policy.knob is not None:
-            pts = [[o.cost_per_question, o.accuracy] for _, o in sweep_knob(policy, setup)]
-        else:
-            pts = [[outcome.cost_per_question, outcome.accuracy]]
+        swept = [o for _, o in sweep_knob(policy, setup)] if frontiers and policy.knob is not None else [outcome]
+        pts = [[o.cost_per_question, o.accuracy] for o in swept]
+        sweeps[name] = (np.array([o.correct for o in swept]), np.array([o.cost_usd for o in swept]))
         frontier_points[name] = sorted(pts)
         timings[name] = round(time.perf_counter() - t0, 3)
 
@@ -271,6 +278,7 @@ def evaluate(
         ref = run_policy(make_policy(big_name).fit(setup.ctx), setup)
     for name, o in outcomes.items():
         results_policies[name]["vs_big"] = compare_to_reference(o.correct, o.cost_usd, ref.correct, ref.cost_usd, idx)
+    routellm_meta = _add_routellm(results_policies, sweeps, outcomes, ref, setup, idx)
 
     reliability_diagnostics = {}
     for stage, rm in setup.ctx.reliability_models().items():
@@ -299,6 +307,8 @@ def evaluate(
             "aiq_convention": "area under each frontier's non-decreasing convex hull over the common cost range, "
                               "flat beyond its last point, zero below its first, divided by the range",
             "reliability_diagnostics": reliability_diagnostics,
+            "routellm": routellm_meta,
+            "policies_skipped": skipped,
             "seconds_per_policy": timings,
             "seconds_total": round(time.perf_counter() - t_start, 3),
         },
@@ -346,6 +356,52 @@ def quality_targets(results: dict, frontier: pd.DataFrame, policy: str = "bayes-
         "aiq_ranking_non_oracle": ranking,
         "highest_aiq_non_oracle": bool(ranking) and ranking[0] == policy,
         "aiq_gap_to_best_other": float(non_oracle[policy] - max(others)) if policy in non_oracle and others else None,
+    }
+
+
+def _without_unusable(names: list[str], train_log: pd.DataFrame) -> tuple[list[str], dict[str, str]]:
+    """Drop the policies that read stated confidence when the train log has none at all."""
+    if train_log["confidence"].notna().any():
+        return names, {}
+    drop = [n for n in names if getattr(REGISTRY.get(n.split(":")[0]), "needs_confidence", False)]
+    return [n for n in names if n not in drop], dict.fromkeys(drop, "the log has no stated confidence")
+
+
+def _add_routellm(results_policies: dict, sweeps: dict, outcomes: dict, ref: PolicyOutcome,
+                  setup: EvaluationSetup, idx: np.ndarray) -> dict:
+    """RouteLLM's APGR and CPT(50/80/95%) per policy (``routellm``), its savings against
+    always-big at equal accuracy and at 95% of it (``savings_vs_big``), and the share of the big
+    model's accuracy reached at 25% and 50% of its cost (``accuracy_share_at_big_cost``), all
+    on the policy's knob sweep with paired bootstrap intervals.
+
+    Weak and strong are the pool's least and most accurate models on the test questions
+    (always-<model> run here if not among the policies). Returns the ``meta.routellm`` entry.
+    """
+    single = {}
+    for m in setup.models:
+        name = f"always:{m}"
+        single[m] = outcomes[name] if name in outcomes else run_policy(make_policy(name).fit(setup.ctx), setup)
+    acc = {m: o.accuracy for m, o in single.items()}
+    weak = min(setup.models, key=lambda m: (acc[m], single[m].cost_per_question))
+    strong = max(setup.models, key=lambda m: (acc[m], -single[m].cost_per_question))
+    w, s = single[weak], single[strong]
+    usable = s.accuracy > w.accuracy and s.cost_per_question > w.cost_per_question
+    for name, (correct, cost) in sweeps.items():
+        entry = results_policies[name]
+        if usable:
+            entry["routellm"] = routellm_with_ci(correct, cost, w.correct, w.cost_usd, s.correct, s.cost_usd, idx)
+        entry["savings_vs_big"] = {
+            "equal_accuracy": savings_at_accuracy(correct, cost, ref.correct, ref.cost_usd, idx, 1.0),
+            "95": savings_at_accuracy(correct, cost, ref.correct, ref.cost_usd, idx, 0.95),
+        }
+        entry["accuracy_share_at_big_cost"] = {  # the batched-routing and PILOT operating points
+            f"{100 * f:g}": accuracy_share_at_cost(correct, cost, ref.correct, ref.cost_usd, idx, f) for f in (0.25, 0.5)
+        }
+    return {
+        "weak_model": weak, "strong_model": strong, "defined": bool(usable),
+        "why_undefined": None if usable else "the most accurate model is not dearer than the least accurate one",
+        "x_axis": "strong-call share at equal cost: (cost - cost_weak) / (cost_strong - cost_weak)",
+        "frontier": "each policy's knob sweep; NDCH with the weak model's point, flat beyond its last point",
     }
 
 

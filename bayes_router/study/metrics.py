@@ -368,3 +368,30 @@ def savings_at_accuracy(sweep_correct, sweep_cost, ref_correct, ref_cost, idx: n
         "fold": float(1 / (1 - point)) if fin and point < 1 else None,
         "reached": float(np.isfinite(reps).mean()),
     }
+
+
+def accuracy_share_at_cost(sweep_correct, sweep_cost, ref_correct, ref_cost, idx: np.ndarray,
+                           cost_fraction: float = 0.5, level: float = 0.95) -> dict:
+    """Share of a reference's accuracy that a policy's NDCH reaches at ``cost_fraction`` x the
+    reference's cost (e.g. "95% of the best model's performance at 50% of its cost").
+
+    share = hull_accuracy(cost_fraction * cost_ref) / acc_ref, with the AIQ conventions (flat
+    beyond the policy's last point; zero below its first: it cannot operate that cheaply), on
+    the test questions and every bootstrap resample (paired). Arrays: policy (k, n) per knob
+    value and question (1/0, USD); reference (n,).
+    """
+    c = np.atleast_2d(np.asarray(sweep_correct, dtype=float))
+    k = np.atleast_2d(np.asarray(sweep_cost, dtype=float))
+    rc, rk = np.asarray(ref_correct, float), np.asarray(ref_cost, float)
+
+    def one(points, ref_acc, ref_cost_mean):
+        hc, ha, _ = nondecreasing_convex_hull(points[:, 0], points[:, 1])
+        acc = float(hull_accuracy(hc, ha, cost_fraction * ref_cost_mean))
+        return acc / ref_acc if ref_acc > 0 else np.nan
+
+    point = one(np.column_stack([k.mean(axis=1), c.mean(axis=1)]), rc.mean(), rk.mean())
+    pts = bootstrap_frontier_points(c, k, idx)
+    reps = np.array([one(pts[b], rc[rows].mean(), rk[rows].mean()) for b, rows in enumerate(idx)])
+    reps = reps[np.isfinite(reps)]
+    return {"cost_fraction": float(cost_fraction), "share": None if not np.isfinite(point) else float(point),
+            "share_ci95": percentile_ci(reps, level) if len(reps) else None}
