@@ -103,6 +103,14 @@ def public_endpoint(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
 
 
+def _same_server(endpoint: str) -> str:
+    """What must not change between runs on one store: a loopback server may come back on another port."""
+    parts = urlsplit(endpoint)
+    if parts.hostname in ("127.0.0.1", "localhost", "::1"):
+        return urlunsplit((parts.scheme, "loopback", parts.path, "", ""))
+    return endpoint
+
+
 def now_utc() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -140,10 +148,10 @@ class CallStore:
         return dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
 
     def bind_endpoint(self, base_url: str, settings: dict[str, str]) -> None:
-        """Record the endpoint on first use; refuse a store that was filled from another one."""
+        """Record the endpoint; refuse a store filled from another one (a loopback port may change)."""
         endpoint = public_endpoint(base_url)
         meta = self.meta()
-        if meta.get("endpoint") not in (None, endpoint):
+        if meta.get("endpoint") is not None and _same_server(meta["endpoint"]) != _same_server(endpoint):
             raise InputError(
                 f"{self.dir}: this store holds calls to {meta['endpoint']}, not {endpoint}; "
                 "use another store folder for another endpoint"
@@ -152,7 +160,7 @@ class CallStore:
         rows.setdefault("created_at", meta.get("created_at") or now_utc())
         with self._transaction():
             for key, value in rows.items():
-                if key not in meta or key in ("last_run_at",):
+                if key not in meta or key in ("last_run_at", "endpoint"):
                     self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, str(value)))
 
     def add_questions(self, questions: pd.DataFrame) -> None:
