@@ -18,6 +18,8 @@ from bayes_router.errors import BayesRouterError
 COMMANDS: dict[str, str] = {
     "import-mmlu-pro": "bayes_router.commands.import_mmlu_pro",
     "download-mmlu-pro": "bayes_router.commands.download_mmlu_pro",
+    "import-calibration-study": "bayes_router.commands.import_calibration_study",
+    "download-calibration-study": "bayes_router.commands.download_calibration_study",
     "fit": "bayes_router.commands.fit",
     "evaluate": "bayes_router.commands.evaluate",
     "trust": "bayes_router.commands.trust",
