@@ -26,6 +26,21 @@ LOG_SRC := $(RAW_DIR)
 LOG_SRC_DEPS := $(RAW_DIR)/.complete
 endif
 
+# Where the LLM calibration study's results are: its folder (or its results/ folder) of
+# mmlu_pro_<MODEL>_eval_all_None.csv. Unset: `make data` downloads them (pinned commit) first.
+# Its questions come from the MMLU-Pro log's question texts, so that log is imported first.
+CALIBRATION_STUDY_RESULTS ?=
+STUDY_RAW_DIR := data/raw/calibration_study
+STUDY_LOG := $(LOG_DIR)/calibration_study.parquet
+STUDY_PRICES := data/prices_calibration_study.csv
+ifneq ($(strip $(CALIBRATION_STUDY_RESULTS)),)
+STUDY_SRC := $(abspath $(CALIBRATION_STUDY_RESULTS))
+STUDY_SRC_DEPS := $(wildcard $(STUDY_SRC)/mmlu_pro_*.csv $(STUDY_SRC)/results/mmlu_pro_*.csv)
+else
+STUDY_SRC := $(STUDY_RAW_DIR)
+STUDY_SRC_DEPS := $(STUDY_RAW_DIR)/.complete
+endif
+
 .PHONY: help install data test test-fast lab bench reproduce clean lint
 .DEFAULT_GOAL := help
 
@@ -46,13 +61,22 @@ $(RAW_DIR)/.complete: | $(STAMP)
 	$(BIN)/bayes-router download-mmlu-pro $(RAW_DIR)
 	touch $@
 
-data: $(LOG) ## import the MMLU-Pro logs (from MMLU_PRO_RESULTS, else downloaded) into data/logs/
+$(STUDY_RAW_DIR)/.complete: data/calibration_study_files.csv | $(STAMP)
+	$(BIN)/bayes-router download-calibration-study $(STUDY_RAW_DIR)
+	touch $@
+
+data: $(LOG) $(STUDY_LOG) ## import the MMLU-Pro and calibration-study logs (from MMLU_PRO_RESULTS and CALIBRATION_STUDY_RESULTS, else downloaded) into data/logs/
 
 $(LOG): $(LOG_SRC_DEPS) $(PRICES) | $(STAMP)
 	$(BIN)/bayes-router import-mmlu-pro $(LOG_SRC) -o $@ --prices $(PRICES)
 
-test: $(STAMP) ## run the test suite (real-data tests need MMLU_PRO_RESULTS)
+$(STUDY_LOG): $(STUDY_SRC_DEPS) $(STUDY_PRICES) $(LOG) | $(STAMP)
+	$(BIN)/bayes-router import-calibration-study $(STUDY_SRC) --questions $(LOG:.parquet=.questions.parquet) \
+	  -o $@ --prices $(STUDY_PRICES)
+
+test: $(STAMP) ## run the test suite (real-data tests need MMLU_PRO_RESULTS, CALIBRATION_STUDY_RESULTS)
 	MMLU_PRO_RESULTS="$(if $(strip $(MMLU_PRO_RESULTS)),$(abspath $(MMLU_PRO_RESULTS)),)" \
+	CALIBRATION_STUDY_RESULTS="$(if $(strip $(CALIBRATION_STUDY_RESULTS)),$(abspath $(CALIBRATION_STUDY_RESULTS)),)" \
 	  $(BIN)/python -m pytest -q
 
 lint: $(STAMP) ## ruff
