@@ -234,16 +234,15 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-class ReplayServer:
-    """The replay app on uvicorn in a background thread: ``with ReplayServer(log) as srv: srv.base_url``."""
+class BackgroundServer:
+    """An ASGI app on uvicorn in a background thread on 127.0.0.1: ``with BackgroundServer(app) as srv``."""
 
-    def __init__(self, log_path: str | Path, faults: Faults | None = None, host: str = "127.0.0.1",
-                 port: int | None = None):
+    def __init__(self, app, host: str = "127.0.0.1", port: int | None = None):
         import uvicorn
 
         self.host, self.port = host, port or free_port(host)
-        config = uvicorn.Config(build_app(log_path, faults), host=self.host, port=self.port,
-                                log_level="warning", access_log=False, lifespan="off")
+        config = uvicorn.Config(app, host=self.host, port=self.port, log_level="warning", access_log=False,
+                                lifespan="off")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="replay-server", daemon=True)
 
@@ -251,7 +250,7 @@ class ReplayServer:
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}/v1"
 
-    def start(self, timeout_s: float = 20.0) -> ReplayServer:
+    def start(self, timeout_s: float = 20.0):
         self.thread.start()
         deadline = time.monotonic() + timeout_s
         while not self.server.started:
@@ -269,8 +268,16 @@ class ReplayServer:
 
         return httpx.get(f"http://{self.host}:{self.port}/replay/stats", timeout=10).json()
 
-    def __enter__(self) -> ReplayServer:
+    def __enter__(self):
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class ReplayServer(BackgroundServer):
+    """The replay of ``log_path`` in a background thread: ``with ReplayServer(log) as srv: srv.base_url``."""
+
+    def __init__(self, log_path: str | Path, faults: Faults | None = None, host: str = "127.0.0.1",
+                 port: int | None = None):
+        super().__init__(build_app(log_path, faults), host, port)
