@@ -87,3 +87,6 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+    "import-calibration-study": "bayes_router.commands.import_calibration_study",
+    "download-calibration-study": "bayes_router.commands.download_calibration_study",
+    "online": "bayes_router.commands.online",

@@ -305,3 +305,100 @@ def online_study(
         },
     }
     return result
+
+
+def online_trust(log: pd.DataFrame, models: Sequence[str], n_tickets: int = 2000, train_questions: int = 2000,
+                 seed: int = 0, hedge_weight: float = 0.1, window: int = 100) -> dict:
+    """Trust in three routers learned ticket by ticket on real outcomes, and what routing by it costs.
+
+    ``models``: small, medium, big (a pool's first, middle and last model). The routers'
+    per-subject beliefs about θ = P(small fails, big succeeds) come from ``train_questions``
+    questions (:func:`~bayes_router.models.trust.routers_from_train`: ``pooled``,
+    ``by-subject``, ``independent``); ``n_tickets`` other questions arrive in a seeded random
+    order. Returns {"trajectory": DataFrame per ticket, "cost_per_window": DataFrame per
+    ``window`` tickets (USD per ``window`` tickets), "costs": TierCosts, "meta": dict}.
+    """
+    from bayes_router.models.online_trust import (
+        routing_cost_per_window,
+        trust_trajectory_by_subject,
+    )
+    from bayes_router.models.trust import outcomes_from_log, routers_from_train, tier_costs_from_log
+
+    models = list(models)
+    if len(models) < 2:
+        raise InputError("online trust needs a pool of at least two models (small ... big)")
+    small, medium, big = models[0], models[len(models) // 2], models[-1]
+    stream_ids, _, train_ids = split_questions(log, models, n_tickets, 0, train_questions, seed)
+    train_log = rows_for(log, models, train_ids)
+    beliefs = routers_from_train(train_log, small, big, hedge_weight=hedge_weight)
+    tickets = outcomes_from_log(log, small, big, stream_ids).set_index("question_id")
+    order = np.random.default_rng(seed).permutation(stream_ids)
+    tickets = tickets.loc[order].reset_index()
+    tickets = tickets[tickets["subject"].astype(str).isin(list(beliefs))].reset_index(drop=True)
+    traj = trust_trajectory_by_subject(beliefs, tickets)
+    costs = tier_costs_from_log(train_log, small, medium, big)
+    return {"trajectory": traj, "cost_per_window": routing_cost_per_window(traj, costs, window), "costs": costs,
+            "meta": {"small": small, "medium": medium, "big": big, "n_tickets": int(len(traj)),
+                     "train_questions": int(len(train_ids)), "seed": int(seed), "hedge_weight": float(hedge_weight),
+                     "window": int(window), "y": "1 = the small model failed where the big one succeeded"}}
+
+
+def degrade_second_half(model: str, rate: float, seed: int = 0):
+    """A ``transform`` for :func:`online_study`: on the questions of the SECOND half of each
+    arrival order, each correct answer of ``model`` turns wrong with probability ``rate``
+    (its letter moves to the next option). For SIMULATED drift scenarios only."""
+    if not 0 <= rate <= 1:
+        raise InputError(f"degradation rate must be in [0, 1], got {rate}")
+
+    def transform(rows: pd.DataFrame, order: np.ndarray) -> pd.DataFrame:
+        rng = np.random.default_rng([seed, int(order[0])])
+        late = set(order[len(order) // 2:].tolist())
+        rows = rows.copy()
+        hit = (rows["model"] == model) & rows["question_id"].isin(late) & rows["correct"].to_numpy(bool)
+        hit &= rng.random(len(rows)) < rate
+        nxt = [chr(ord("A") + (ord(a) - ord("A") + 1) % int(k)) for a, k in
+               zip(rows.loc[hit, "answer"], rows.loc[hit, "n_options"], strict=True)]
+        rows.loc[hit, "pred"] = nxt
+        rows.loc[hit, "correct"] = False
+        return rows
+
+    return transform
+
+
+def drift_scenario(n_questions: int = 2000, seed: int = 0, n_orders: int = 3, rate: float = 0.6,
+                   process_noise: float = 5e-4, offline_train_questions: int = 600,
+                   policies: Sequence[str] = DEFAULT_ONLINE_POLICIES, sampler_config: dict | None = None,
+                   progress: bool = True) -> dict:
+    """SIMULATED drift: three simulated models; halfway through each order the big one degrades.
+
+    The log comes from :func:`bayes_router.data.simulate.simulate_call_log` (log_source
+    "simulated"); from the middle of the stream on, each correct answer of the big model turns
+    wrong with probability ``rate``. Online posterior policies forget with ``process_noise``
+    (logit variance per question); "thompson (no forgetting)" is Thompson sampling without it;
+    the offline reference is fitted on pre-drift questions and frozen. Returns an ONLINE.json
+    dict with ``meta.simulated`` true and the scenario's parameters.
+    """
+    from bayes_router.data.simulate import simulate_call_log
+
+    models = ["small", "mid", "big"]
+    log, _, truth = simulate_call_log(n_questions + offline_train_questions, models=models,
+                                      subjects=("math", "law", "biology", "history", "physics", "economics"),
+                                      alpha=(-0.6, 0.4, 1.4), seed=seed)
+    prices = pd.DataFrame({"usd_per_m_input": truth.usd_per_m, "usd_per_m_output": truth.usd_per_m},
+                          index=pd.Index(models, name="model"))
+    transform = degrade_second_half("big", rate, seed)
+    params = {n: {"process_noise": process_noise} for n in ("thompson", "ucb", "greedy")}
+    common = {"seed": seed, "n_orders": n_orders, "prices": prices, "simulated": True, "transform": transform,
+              "progress": progress}
+    result = online_study(log, models, n_questions, policies=policies, policy_params=params,
+                          offline_train_questions=offline_train_questions, sampler_config=sampler_config, **common)
+    if "thompson" in policies:
+        static = online_study(log, models, n_questions, policies=["thompson"], **common)
+        result["policies"]["thompson (no forgetting)"] = static["policies"]["thompson"]
+    result["meta"]["scenario"] = {
+        "label": "SIMULATED drift: the big model degrades halfway", "degraded_model": "big",
+        "degradation_rate": float(rate), "drift_at_question": int(n_questions // 2),
+        "process_noise": float(process_noise), "true_alpha": [float(a) for a in truth.alpha],
+        "usd_per_m_tokens": [float(p) for p in truth.usd_per_m],
+    }
+    return result
