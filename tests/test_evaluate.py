@@ -242,3 +242,34 @@ def test_quality_targets_on_a_hand_made_frontier():
     t = quality_targets(worse, frontier_low)
     assert t["reaches_big_accuracy_at_lower_cost"] is False and t["cheapest_knob_reaching_big_accuracy"] is None
     assert t["highest_aiq_non_oracle"] is False and t["aiq_gap_to_best_other"] == pytest.approx(-0.05)
+
+
+def test_answer_key_conflicts_are_left_out_and_always_matches_the_log(tmp_path):
+    """Two hand-made MMLU-Pro files that disagree on one key (question 6: A in one, B in the other)."""
+    from bayes_router.data.mmlu_pro import import_mmlu_pro
+    from bayes_router.data.split import answer_key_conflicts, sample_questions
+
+    rng = np.random.default_rng(0)
+    for model, skill in (("small-m", 0.4), ("big-m", 0.8)):
+        recs = []
+        for q in range(40):
+            key = "AB"[q % 2]
+            if q == 6 and model == "big-m":
+                key = "B"  # the revised key of one source; both files' pred is B on it
+            pred = "B" if q == 6 else (key if rng.random() < skill else "C")
+            recs.append({"question_id": q, "question": f"q{q}", "options": ["a", "b", "c", "d"], "answer": key,
+                         "category": "math", "src": "hand-made", "pred": pred, "model_outputs": "x" * (q + 1)})
+        (tmp_path / f"model_outputs_{model}_5shots.json").write_text(json.dumps(recs))
+    prices = pd.DataFrame({"usd_per_m_input": [0.1, 1.0], "usd_per_m_output": [0.1, 1.0]},
+                          index=pd.Index(["small-m", "big-m"], name="model"))
+    log, _ = import_mmlu_pro(tmp_path, prices=prices)
+    models = ["small-m", "big-m"]
+    assert answer_key_conflicts(log, models).tolist() == [6]
+    assert 6 in sample_questions(log, models, exclude_answer_key_conflicts=False)
+    results = evaluate(log, models, test_frac=0.5, seed=1, policies=[f"always:{m}" for m in models],
+                       n_boot=20, frontiers=False, progress=False)
+    assert results["meta"]["answer_key_conflicts_excluded"] == 1
+    assert 6 not in results["train_question_ids"] + results["test_question_ids"]
+    test = log[log["question_id"].isin(results["test_question_ids"])]
+    for m in models:  # exactly the log's own grading, for every model
+        assert results["policies"][f"always:{m}"]["accuracy"] == test.loc[test["model"] == m, "correct"].mean()

@@ -25,13 +25,40 @@ def questions_answered_by_all(log: pd.DataFrame, models: Sequence[str]) -> np.nd
     return np.sort(counts.index[counts == len(set(models))].to_numpy(dtype=np.int64))
 
 
-def sample_questions(
-    log: pd.DataFrame, models: Sequence[str], n_questions: int | None = None, seed: int = 0
+def answer_key_conflicts(
+    log: pd.DataFrame, models: Sequence[str], question_ids: Sequence[int] | None = None
 ) -> np.ndarray:
-    """``n_questions`` ids (all if None) drawn without replacement from those every model answered."""
+    """Sorted ids of the questions whose ``answer`` (key) differs among the rows of ``models``.
+
+    Sources graded against different revisions of a key (the MMLU-Pro key was revised), so
+    one question can carry two keys in one pool. ``question_ids`` restricts the search; a
+    frame without an ``answer`` column has no conflicts.
+    """
+    if "answer" not in log.columns:
+        return np.array([], dtype=np.int64)
+    sub = log[log["model"].isin(list(models))]
+    if question_ids is not None:
+        sub = sub[sub["question_id"].isin(pd.Index(np.asarray(question_ids, dtype=np.int64)))]
+    keys = sub.groupby("question_id")["answer"].nunique(dropna=False)
+    return np.sort(keys.index[keys > 1].to_numpy(dtype=np.int64))
+
+
+def sample_questions(
+    log: pd.DataFrame, models: Sequence[str], n_questions: int | None = None, seed: int = 0,
+    exclude_answer_key_conflicts: bool = True,
+) -> np.ndarray:
+    """``n_questions`` ids (all if None) drawn without replacement from those every model answered.
+
+    By default a question whose key differs among the pool's rows is left out before the
+    draw (:func:`answer_key_conflicts`), so every question is scored against one key and a
+    model's accuracy on the sample is the mean of its rows' ``correct``.
+    """
     ids = questions_answered_by_all(log, models)
+    if exclude_answer_key_conflicts:
+        ids = np.setdiff1d(ids, answer_key_conflicts(log, models, ids))
     if len(ids) == 0:
-        raise InputError(f"no question is answered by every model in {list(models)}")
+        raise InputError(f"no question is answered by every model in {list(models)}"
+                         + (" with one answer key" if exclude_answer_key_conflicts else ""))
     if n_questions is None or n_questions >= len(ids):
         return ids
     if n_questions < 2:

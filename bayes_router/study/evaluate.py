@@ -26,7 +26,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from bayes_router.data.split import rows_for, sample_questions, train_test_split
+from bayes_router.data.split import (
+    answer_key_conflicts,
+    questions_answered_by_all,
+    rows_for,
+    sample_questions,
+    train_test_split,
+)
 from bayes_router.errors import InputError
 from bayes_router.models.diagnostics import convergence_report
 from bayes_router.models.reliability import check_fitted_on, default_draws
@@ -58,6 +64,8 @@ class EvaluationSetup:
     test_question_ids: np.ndarray
     ctx: RoutingContext
     test_rows: pd.DataFrame
+    #: questions answered by every model but left out because their key differs among the pool's rows
+    answer_key_conflicts_excluded: int = 0
 
     def test_calls(self) -> TestCalls:
         """A fresh TestCalls (nothing called yet) over the test questions."""
@@ -88,12 +96,14 @@ def prepare(
     log: pd.DataFrame, models: Sequence[str], questions: pd.DataFrame | None = None,
     n_questions: int | None = None, test_frac: float = 0.3, cost_scale: float = 0.0, seed: int = 0,
     sampler_config: dict | None = None, prices: pd.DataFrame | None = None, progress: bool = False,
-    reliability: dict | None = None,
+    reliability: dict | None = None, exclude_answer_key_conflicts: bool = True,
 ) -> EvaluationSetup:
     """Sample questions answered by every model, split by question, build the train-only context.
 
     ``reliability``: optional {"pre"/"post": fitted ReliabilityModel} to use instead of
     fitting on the train split (they must have been fitted on these train questions only).
+    ``exclude_answer_key_conflicts``: leave out questions whose key differs among the pool's
+    rows (the default; see :func:`bayes_router.data.split.sample_questions`).
     """
     models = list(models)
     if len(models) < 1:
@@ -102,7 +112,8 @@ def prepare(
         raise InputError(f"--models: a model is listed twice: {models}")
     if not np.isfinite(cost_scale) or cost_scale < 0:
         raise InputError(f"--cost-scale must be a non-negative number (per USD), got {cost_scale}")
-    ids = sample_questions(log, models, n_questions, seed)
+    ids = sample_questions(log, models, n_questions, seed, exclude_answer_key_conflicts)
+    n_conflicts = len(answer_key_conflicts(log, models, questions_answered_by_all(log, models)))
     train_ids, test_ids = train_test_split(ids, test_frac, seed)
     train_log = rows_for(log, models, train_ids)
     test_rows = rows_for(log, models, test_ids)
@@ -124,7 +135,8 @@ def prepare(
     for stage, model in (reliability or {}).items():
         check_fitted_on(model, models, train_ids, stage)
         ctx.set_reliability(stage, model)
-    return EvaluationSetup(models, train_ids, test_ids, ctx, test_rows)
+    return EvaluationSetup(models, train_ids, test_ids, ctx, test_rows,
+                           n_conflicts if exclude_answer_key_conflicts else 0)
 
 
 def run_policy(policy: Policy, setup: EvaluationSetup) -> PolicyOutcome:
@@ -204,7 +216,7 @@ def evaluate(
     policies: Sequence[str] | None = None, sampler_config: dict | None = None, progress: bool = True,
     n_boot: int = 1000, frontiers: bool = True, prices: pd.DataFrame | None = None,
     policy_params: dict[str, dict] | None = None, return_details: bool = False,
-    reliability: dict | None = None,
+    reliability: dict | None = None, exclude_answer_key_conflicts: bool = True,
 ):
     """Evaluate routing policies on held-out questions; returns the RESULTS.json dict.
 
@@ -222,12 +234,14 @@ def evaluate(
     policy_params : name -> extra constructor parameters (e.g. {"mip": {"time_limit_s": 30}}).
     return_details : also return (setup, {name: fitted policy}, {name: PolicyOutcome}).
     reliability : optional {"pre"/"post": ReliabilityModel already fitted on the same train split}.
+    exclude_answer_key_conflicts : leave out questions whose key differs among the pool's rows
+        (default); their number goes to ``meta.answer_key_conflicts_excluded``.
     """
     from tqdm.auto import tqdm
 
     t_start = time.perf_counter()
     setup = prepare(log, models, questions, n_questions, test_frac, cost_scale, seed, sampler_config,
-                    prices, progress, reliability)
+                    prices, progress, reliability, exclude_answer_key_conflicts)
     models = setup.models
     skipped: dict[str, str] = {}
     if policies:
@@ -296,6 +310,7 @@ def evaluate(
         "frontiers": frontier_points,
         "aiq": aiq(frontier_points),
         "meta": {
+            "answer_key_conflicts_excluded": int(setup.answer_key_conflicts_excluded),
             "n_train": int(len(setup.train_question_ids)),
             "n_test": int(len(setup.test_question_ids)),
             "test_frac": float(test_frac),
