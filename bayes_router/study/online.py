@@ -52,15 +52,17 @@ BAND_QUANTILES = (0.05, 0.95)
 
 def check_policy_names(names: Sequence[str]) -> list[str]:
     """Validate online policy names (``thompson``, ``ucb``, ``greedy``, ``linucb-budget``, ``offline:<name>``)."""
-    from bayes_router.policies import REGISTRY
+    from bayes_router.policies import make_policy
 
     names = list(names)
     if len(set(names)) != len(names):
         raise InputError(f"policies: a policy is listed twice: {names}")
     for n in names:
         if n.startswith(OFFLINE_PREFIX):
-            if n[len(OFFLINE_PREFIX):] not in REGISTRY:
-                raise InputError(f"policies: '{n}' names no offline policy (known: {', '.join(sorted(REGISTRY))})")
+            try:
+                make_policy(n[len(OFFLINE_PREFIX):])
+            except InputError as exc:
+                raise InputError(f"policies: '{n}': {exc}") from None
         elif n not in ONLINE_POLICIES:
             known = sorted(ONLINE_POLICIES) + ["offline:bayes-adaptive"]
             raise InputError(f"policies: unknown online policy '{n}'; known: {', '.join(known)}")
