@@ -6,7 +6,9 @@ wall time (compilation included), sampling time, min bulk ESS over the reported
 variables, min bulk ESS per second of wall time, the convergence verdict, and peak
 RSS (MB), and CPU seconds (all threads; on a shared machine CPU seconds divided
 by the cores used estimate the unshared wall time). Then the time of ``predict_proba`` for 4000 questions x 3 models with
-1000 posterior draws (median of repeated runs). ``full_pool`` adds the pre- and
+1000 posterior draws (median of repeated runs), and the mean time per question of
+online Thompson sampling (route + sequential posterior update) over the same 4000
+questions in one arrival order. ``full_pool`` adds the pre- and
 post-call models on every model and question of the log.
 
 Timings depend on what else runs on the machine; the results record the load
@@ -27,7 +29,8 @@ from pathlib import Path
 import numpy as np
 
 DEFAULT_LOG = "data/logs/mmlu_pro.parquet"
-TARGETS = {"post_trio_4000_fit_s": 120.0, "full_pool_fit_s": 600.0, "predict_proba_ms": 100.0}
+TARGETS = {"post_trio_4000_fit_s": 120.0, "full_pool_fit_s": 600.0, "predict_proba_ms": 100.0,
+           "online_update_ms": 5.0}
 
 
 def _bench_data(log_path, models, n_questions, seed):
@@ -166,6 +169,13 @@ def run_bench(log_path: str | None = DEFAULT_LOG, models="trio", n_questions: in
             out["predict_proba"] = time_predict_proba(saved, calls, n_draws=1000)
             print(f"  predict_proba {out['predict_proba']['rows']} rows x {out['predict_proba']['draws']} draws: "
                   f"{out['predict_proba']['median_ms']:.1f} ms (median)", flush=True)
+    from bayes_router.study.online import time_online_updates
+
+    calls, _ = _bench_data(log_path, models, n_questions, seed)  # Thompson sampling, one question at a time
+    out["online_update"] = time_online_updates(calls, models if log_path and Path(log_path).exists()
+                                               else ["small", "mid", "big"], seed=seed)
+    print(f"  online update ({out['online_update']['policy']}, {out['online_update']['questions']} questions): "
+          f"{out['online_update']['mean_ms']:.3f} ms per question (mean)", flush=True)
     if full_pool:
         out["full_pool"] = {}
         for stage in ("pre", "post"):
@@ -187,5 +197,7 @@ def run_bench(log_path: str | None = DEFAULT_LOG, models="trio", n_questions: in
     for stage, res in out.get("full_pool", {}).items():
         if "wall_s" in res:
             met[f"full_pool_{stage}_fit_s"] = bool(res["wall_s"] <= TARGETS["full_pool_fit_s"] and res["converged"])
+    if "online_update" in out:
+        met["online_update_ms"] = bool(out["online_update"]["mean_ms"] <= TARGETS["online_update_ms"])
     out["targets_met"] = met
     return out

@@ -404,3 +404,29 @@ def drift_scenario(n_questions: int = 2000, seed: int = 0, n_orders: int = 3, ra
         "usd_per_m_tokens": [float(p) for p in truth.usd_per_m],
     }
     return result
+
+
+def time_online_updates(calls: pd.DataFrame, models: Sequence[str], policy: str = "thompson",
+                        n_questions: int | None = None, seed: int = 0) -> dict:
+    """Mean wall-clock ms per question of one online policy (route + posterior update) over a stream.
+
+    ``calls``: call-log rows (every question answered by every model); prices from the project's
+    price table, or recovered from the rows' own costs for models not in it (simulated logs).
+    """
+    from bayes_router.policies.base import _prices_from_log
+
+    models = list(models)
+    ids = questions_answered_by_all(calls, models)
+    ids = ids if n_questions is None else ids[:n_questions]
+    table = load_prices()
+    prices = table if set(models) <= set(table.index) else _prices_from_log(calls, models)
+    order = np.random.default_rng(seed).permutation(ids)
+    rows = rows_for(calls, models, ids)
+    stream = OnlineStream(rows, models, order)
+    p = make_online_policy(policy, models, len(stream.subjects), pool_prices(models, prices), DEFAULT_COST_SCALE, seed)
+    t0 = time.perf_counter()
+    out = run_online_policy(p, stream)
+    total = time.perf_counter() - t0
+    return {"policy": policy, "questions": int(len(ids)), "mean_ms": float(1e3 * out["seconds"].mean()),
+            "p99_ms": float(1e3 * np.quantile(out["seconds"], 0.99)), "total_s": float(total),
+            "note": "route + posterior update per question (the empirical-Bayes refits included)"}
