@@ -92,6 +92,20 @@ def pool_label(models: str | None, pool: str | None = None) -> str:
     raise InputError(f"MODELS {models!r} is not a pool name: give POOL, the name to label its figures and results")
 
 
+def sampler_config(sampler: str | None, draws: int | None, tune: int | None, chains: int | None) -> dict:
+    """The sampler settings of a notebook's reliability fits as one ``sampler_config`` dict.
+
+    ``draws`` per chain (None: the model's default total shared by the chains, resolved
+    when the setup is prepared); ``chains`` None: the machine's default
+    (:func:`~bayes_router.models.reliability.default_chains`); ``sampler``/``tune`` None:
+    the evaluation's defaults.
+    """
+    from bayes_router.models.reliability import default_chains
+
+    config = {"sampler": sampler, "draws": draws, "tune": tune, "chains": chains or default_chains()}
+    return {k: v for k, v in config.items() if v is not None}
+
+
 # --------------------------------------------------------------------------- posteriors
 
 
@@ -182,7 +196,7 @@ def posterior_mean_p_correct(model, calls: pd.DataFrame) -> np.ndarray:
     a fitted ReliabilityModel: the one place the notebooks read its predictions."""
     if hasattr(model, "p_correct"):  # a labelled (draw, call) DataArray
         return np.asarray(model.p_correct(calls).mean("draw"), dtype=float)
-    return np.asarray(model.predict_proba(calls), dtype=float).mean(axis=0)
+    return np.asarray(model.predict_proba(calls)).mean(axis=0).astype(float)
 
 
 # --------------------------------------------------------------------------- results

@@ -189,6 +189,23 @@ def all_fail_by_subject(log: pd.DataFrame, models: Sequence[str] | None = None, 
     return out.sort_values("share_all_fail", ascending=False)
 
 
+def all_fail_examples(log: pd.DataFrame, fails: pd.DataFrame, texts: pd.DataFrame | None, n: int = 5,
+                      max_chars: int = 600) -> str:
+    """The first ``n`` questions of ``fails`` (:func:`questions_every_model_fails`) as text:
+    id, subject, correct answer and the question's text (cut at ``max_chars``), from
+    ``texts`` (question_id, text; None: the texts are not beside the log)."""
+    if texts is None:
+        return "question texts not shown: none beside the log"
+    text = texts.set_index("question_id")["text"]
+    subject = fails.set_index("question_id")["subject"]
+    lines = []
+    for qid in fails["question_id"].head(n):
+        answer = log.loc[log["question_id"] == qid, "answer"].iloc[0]
+        lines.append(f"--- question {qid} ({subject.at[qid]}), correct answer {answer}")
+        lines.append(str(text.get(qid, "(text not stored)"))[:max_chars])
+    return "\n".join(lines)
+
+
 def overview_headline(log: pd.DataFrame, models: Sequence[str] | None = None) -> dict:
     """Headline numbers of the overview as plain JSON-able values.
 
