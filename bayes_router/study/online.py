@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_router.data.prices import load_prices, price_of
-from bayes_router.data.split import questions_answered_by_all, rows_for
+from bayes_router.data.split import questions_answered_by_all, rows_for, sample_questions
 from bayes_router.errors import InputError
 from bayes_router.policies.online import (
     OFFLINE_PREFIX,
@@ -80,15 +80,15 @@ def pool_prices(models: Sequence[str], prices: pd.DataFrame | None = None) -> np
 def split_questions(log: pd.DataFrame, models: Sequence[str], n_questions: int, warm_start_questions: int,
                     offline_train_questions: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(stream, warm-start, offline-train) question ids, disjoint, drawn with ``seed`` from
-    the questions every model answered. Raises InputError when there are too few."""
+    the questions every model answered with one answer key. Raises InputError when there are too few."""
     if n_questions < 1 or warm_start_questions < 0 or offline_train_questions < 0:
         raise InputError("questions must be at least 1; warm-start and offline-train counts non-negative")
-    ids = questions_answered_by_all(log, models)
+    ids = sample_questions(log, models, None, seed)  # all of them, questions with two answer keys left out
     need = n_questions + warm_start_questions + offline_train_questions
     if need > len(ids):
         raise InputError(f"questions: {n_questions} streamed + {warm_start_questions} warm-start + "
                          f"{offline_train_questions} offline-train = {need}, but only {len(ids)} questions are "
-                         f"answered by every model of {list(models)}")
+                         f"answered by every model of {list(models)} (with one answer key)")
     perm = np.random.default_rng(seed).permutation(ids)
     stream = np.sort(perm[:n_questions])
     warm = np.sort(perm[n_questions:n_questions + warm_start_questions])
@@ -130,6 +130,7 @@ def fit_offline(name: str, log: pd.DataFrame, models: list[str], train_ids: np.n
     Returns {"correct", "cost_usd", "n_calls"} per stream question (index: question_id) and
     "seconds_per_question" (routing time of the stream / its size) and "seconds_fit".
     """
+    from bayes_router.models.diagnostics import convergence_report
     from bayes_router.models.reliability import default_draws
     from bayes_router.policies import make_policy
     from bayes_router.policies.base import RoutingContext
@@ -151,9 +152,11 @@ def fit_offline(name: str, log: pd.DataFrame, models: list[str], train_ids: np.n
     out = run_policy(policy, setup)
     t2 = time.perf_counter()
     index = pd.Index(out.question_ids, name="question_id")
+    diagnostics = {stage: convergence_report(rm.idata).to_dict() for stage, rm in ctx.reliability_models().items()
+                   if getattr(rm, "idata", None) is not None and "sample_stats" in rm.idata.groups()}
     return {"correct": pd.Series(out.correct, index=index), "cost_usd": pd.Series(out.cost_usd, index=index),
             "n_calls": pd.Series(out.n_calls, index=index), "seconds_fit": t1 - t0,
-            "seconds_per_question": (t2 - t1) / len(stream_ids)}
+            "seconds_per_question": (t2 - t1) / len(stream_ids), "diagnostics": diagnostics}
 
 
 def oracle_utility(correct: np.ndarray, cost: np.ndarray, cost_scale: float) -> np.ndarray:
@@ -296,6 +299,8 @@ def online_study(
             "order_seeds": [int(seed + k) for k in range(n_orders)],
             "offline_train_questions": int(len(train_ids)) if offline else 0,
             "offline_seconds_fit": {n: round(float(f["seconds_fit"]), 3) for n, f in fitted.items()},
+            "offline_diagnostics": {n: f["diagnostics"] for n, f in fitted.items()},
+            "offline_mean_calls": {n: float(f["n_calls"].mean()) for n, f in fitted.items()},
             "subjects": subjects, "policy_params": {k: dict(v) for k, v in policy_params.items()},
             "band": f"{int(BAND_QUANTILES[0] * 100)}%-{int(BAND_QUANTILES[1] * 100)}% over orders",
             "regret": "cumulative u(oracle) - u(policy), u = correct - cost_scale * cost_usd; oracle = cheapest "
