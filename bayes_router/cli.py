@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "bayes_router.commands.evaluate",
     "trust": "bayes_router.commands.trust",
     "bench": "bayes_router.commands.bench",
+    "online": "bayes_router.commands.online",
     "collect": "bayes_router.commands.collect",
     "export": "bayes_router.commands.export",
     "replay-server": "bayes_router.commands.replay_server",
@@ -87,6 +88,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
-    "import-calibration-study": "bayes_router.commands.import_calibration_study",
-    "download-calibration-study": "bayes_router.commands.download_calibration_study",
-    "online": "bayes_router.commands.online",
