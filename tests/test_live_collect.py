@@ -162,3 +162,32 @@ def test_a_store_is_bound_to_one_endpoint(sim, tmp_path):
         _collect(srv.base_url, log_path, tmp_path / "s", prices, n=2)
     with pytest.raises(ValueError, match="holds calls to"):
         _collect("http://example.invalid/v1", log_path, tmp_path / "s", prices, n=2)
+
+
+def test_replay_study_summaries_agree_with_the_store_and_the_server(sim, tmp_path):
+    from bayes_router.live import replay_study as rs
+
+    log_path, prices = sim
+    with ReplayServer(log_path, Faults(share_429=0.25, retry_after_s=0.01, seed=5)) as srv:
+        res = _collect(srv.base_url, log_path, tmp_path / "s", prices, n=10)
+        n_429 = srv.stats()["faults"]["429"]
+    stats, timeline = rs.collection_stats(tmp_path / "s"), rs.spend_timeline(tmp_path / "s")
+    assert stats["answered"] == 30 and stats["retries"] == n_429 > 0 and stats["backoff_s"] >= 0.01 * n_429
+    assert timeline["cumulative_usd"].is_monotonic_increasing and len(timeline) == 30
+    assert timeline["cumulative_usd"].iloc[-1] == pytest.approx(stats["spent_usd"]) == pytest.approx(res.spent_usd)
+    live, _ = export_call_log(tmp_path / "s", tmp_path / "live.parquet")
+    match = rs.compare_with_replayed(live, load_call_log(log_path))
+    assert match["same_letter"] == match["same_completion_tokens"] == 1.0 and match["max_abs_cost_diff_usd"] < 1e-12
+    tampered = live.assign(pred=live["pred"].where(live.index != 0, "Z"))
+    assert rs.compare_with_replayed(tampered, load_call_log(log_path))["same_letter"] == pytest.approx(29 / 30)
+
+    class ConstantModel:  # P(correct) = 0.25 for every call and draw
+        models = ["big", "small", "mid"]
+
+        def predict_proba(self, calls, n_draws):
+            return np.full((n_draws, len(calls)), 0.25)
+
+    acc = rs.held_out_accuracy(ConstantModel(), live, n_draws=20, models=MODELS)
+    assert acc["model"].tolist() == MODELS and np.allclose(acc["predicted_mean"], 0.25)
+    observed = live.groupby("model")["correct"].mean()
+    assert np.allclose(acc["observed"], observed.reindex(MODELS)) and (acc["n"] == 10).all()

@@ -103,6 +103,8 @@ class CollectionResult:
     spent_usd: float = 0.0
     stopped_by_budget: bool = False
     failures: list[str] = field(default_factory=list)
+    estimated_usd: float | None = None  # before the run, at EXPECTED_COMPLETION_TOKENS per call
+    worst_case_usd: float | None = None  # before the run, at max_tokens per call
 
     @property
     def remaining(self) -> int:
@@ -247,5 +249,19 @@ def collect(base_url: str, models: list[str], qsrc: str | Path, store_dir: str |
                  f"${expected:.4f} at {EXPECTED_COMPLETION_TOKENS} completion tokens per call, at most "
                  f"${worst:.4f} at max_tokens={config.max_tokens} (price table; usage.cost where reported)"
                  + (f"; budget ${max_usd:.4f} (${store.spent_usd():.4f} already spent)" if max_usd is not None else ""))
-        return asyncio.run(run_collection(store, questions, models, config, table, concurrency=concurrency,
-                                          max_usd=max_usd, progress=progress, seed=seed))
+        result = run_coroutine(run_collection(store, questions, models, config, table, concurrency=concurrency,
+                                              max_usd=max_usd, progress=progress, seed=seed))
+    result.estimated_usd, result.worst_case_usd = expected, worst
+    return result
+
+
+def run_coroutine(coro):
+    """``asyncio.run(coro)``, in a worker thread where an event loop already runs (Jupyter)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()

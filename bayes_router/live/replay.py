@@ -70,11 +70,17 @@ class Faults:
 class ReplayLog:
     """The cached answers, keyed by (question_id, model), and the question texts that find them."""
 
-    def __init__(self, log_path: str | Path):
+    def __init__(self, log_path: str | Path, models: list[str] | None = None):
         from bayes_router.data.io import load_call_log, load_questions
 
         log = load_call_log(log_path)
+        if models is not None:  # serve only these (a large log loads faster)
+            unknown = sorted(set(models) - set(log["model"].unique()))
+            if unknown:
+                raise InputError(f"{log_path}: models not in the log: {unknown}")
+            log = log[log["model"].isin(models)].reset_index(drop=True)
         questions = load_questions(log_path)
+        questions = questions[questions["question_id"].isin(log["question_id"])]
         self.log_source = ",".join(sorted(log["log_source"].unique()))
         if "mean_token_prob" not in log.columns:
             log["mean_token_prob"] = math.nan
@@ -147,14 +153,14 @@ def _stream_lines(completion: dict) -> list[str]:
     return [f"data: {json.dumps(c)}\n\n" for c in chunks] + ["data: [DONE]\n\n"]
 
 
-def build_app(log_path: str | Path, faults: Faults | None = None):
-    """The Starlette application replaying ``log_path`` with ``faults``."""
+def build_app(log_path: str | Path, faults: Faults | None = None, models: list[str] | None = None):
+    """The Starlette application replaying ``log_path`` (only ``models``, if given) with ``faults``."""
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response, StreamingResponse
     from starlette.routing import Route
 
-    replay, faults = ReplayLog(log_path), faults or Faults()
+    replay, faults = ReplayLog(log_path, models), faults or Faults()
     rng = random.Random(faults.seed)
     requests: Counter = Counter()
     served: Counter = Counter()
@@ -279,5 +285,5 @@ class ReplayServer(BackgroundServer):
     """The replay of ``log_path`` in a background thread: ``with ReplayServer(log) as srv: srv.base_url``."""
 
     def __init__(self, log_path: str | Path, faults: Faults | None = None, host: str = "127.0.0.1",
-                 port: int | None = None):
-        super().__init__(build_app(log_path, faults), host, port)
+                 port: int | None = None, models: list[str] | None = None):
+        super().__init__(build_app(log_path, faults, models), host, port)

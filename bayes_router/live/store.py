@@ -12,7 +12,8 @@
 
 Each finished call is committed with ``synchronous = FULL`` before the caller counts it,
 so a process killed at any moment (``kill -9`` included) loses at most the calls in
-flight. Only the event loop's thread writes; the database allows one writer anyway.
+flight. One thread at a time uses a connection (the event loop's, possibly not the opening
+thread: Jupyter runs the loop in a worker thread); the database allows one writer anyway.
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ class CallStore:
             raise InputError(f"{self.dir}: the store must be a folder, this is a file")
         self.dir.mkdir(parents=True, exist_ok=True)
         try:
-            self.conn = sqlite3.connect(db, isolation_level=None, timeout=30.0)
+            self.conn = sqlite3.connect(db, isolation_level=None, timeout=30.0, check_same_thread=False)
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=FULL")
             self.conn.executescript(_DDL)
