@@ -151,3 +151,22 @@ def test_claims_table_column_order():
     assert list(claims_table([row]).columns[:7]) == ["claim_id", "pool", "log", "value", "ci95_lo", "ci95_hi",
                                                       "claimed"]
     assert isinstance(claims_table([row]), pd.DataFrame)
+
+
+def test_summary_carries_the_claims_table_and_routellm_metrics(tmp_path):
+    import json
+
+    from bayes_router.study.report import build_summary
+
+    row = pilot_claim(_results(**{"bayes-adaptive": {"accuracy_share_at_big_cost": {"25": _share(0.9, 0.8, 0.95)}}}),
+                      "study-api", "calibration_study")
+    (tmp_path / "07_claims.json").write_text(json.dumps({"notebook": "07_claims", "quick": True, "claims": [row]}))
+    pool_dir = tmp_path / "pools" / "p"
+    pool_dir.mkdir(parents=True)
+    rl = {"apgr": 0.61, "apgr_ci95": [0.5, 0.7], "cpt": {"50": 0.3}, "cpt_ci95": {"50": [0.2, 0.4]}}
+    res = _results(mf={"accuracy": 0.6, "accuracy_ci95": [0.5, 0.7], "cost_per_question": 0.4, "routellm": rl})
+    (pool_dir / "03_routing_policies.json").write_text(json.dumps({**res, "quick": True, "aiq": {}}))
+    summary = build_summary(tmp_path, "quick")
+    assert summary["claims"] == [row]
+    mf = summary["pools"]["p"]["policies"]["mf"]
+    assert mf["apgr"] == 0.61 and mf["cpt"] == {"50": 0.3} and mf["apgr_ci95"] == [0.5, 0.7]

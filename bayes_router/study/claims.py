@@ -357,3 +357,22 @@ def plot_pgr(results: dict, policies: Sequence[str], ax=None, title: str | None 
     if title:
         ax.set_title(title, fontsize=9)
     return ax
+
+
+def load_pool_results(results_dir, pools: Sequence[str], name: str = "03_routing_policies") -> dict[str, dict]:
+    """{pool: RESULTS dict} read from ``results_dir/pools/<pool>/<name>.json`` (notebook 03's
+    evaluation of each pool); a pool whose file is missing is left out (and named in a warning)."""
+    import json
+    import warnings
+    from pathlib import Path
+
+    out, missing = {}, []
+    for pool in pools:
+        path = Path(results_dir) / "pools" / pool / f"{name}.json"
+        if path.exists():
+            out[pool] = json.loads(path.read_text())
+        else:
+            missing.append(str(path))
+    if missing:
+        warnings.warn(f"no evaluation results for {missing}: run notebook 03 on those pools first", stacklevel=2)
+    return out

@@ -148,6 +148,9 @@ def _policy_entry(name: str, stats: dict, aiq: dict, source: str) -> dict:
     for extra in ("calls_per_question", "second_call_rate"):
         if extra in stats:
             entry[extra] = stats[extra]
+    routellm = stats.get("routellm")
+    if isinstance(routellm, dict):  # RouteLLM's metrics against the pool's weakest and strongest model
+        entry.update({k: routellm.get(k) for k in ("apgr", "apgr_ci95", "cpt", "cpt_ci95")})
     entry["source"] = source
     return entry
 
@@ -206,7 +209,8 @@ def build_summary(
     AIQ is normalized by the cost range of the policies compared in one file and
     so is comparable only within a file); ``diagnostics`` (source file -> its
     verdict, :func:`file_verdict`) and ``diagnostics_pass`` (every file's verdict
-    passes; None if no file has one); ``data_overview`` (notebook 01's headline); ``mode_mismatch``
+    passes; None if no file has one); ``data_overview`` (notebook 01's headline); ``claims``
+    (the claims table of notebook 07: one row per claim and pool); ``mode_mismatch``
     (result files whose own ``quick`` flag disagrees with ``mode``); and
     ``results`` (every result file, without the long question-id lists).
     """
@@ -225,6 +229,7 @@ def build_summary(
         "diagnostics": {},
         "diagnostics_pass": None,
         "data_overview": None,
+        "claims": None,
         "mode_mismatch": [],
         "results": {},
     }
@@ -262,6 +267,8 @@ def build_summary(
             summary["diagnostics"][key] = verdict
         if key.split("/")[-1].startswith("01_data_overview") and summary["data_overview"] is None:
             summary["data_overview"] = _strip_bulky(value)
+        if isinstance(value.get("claims"), list) and summary["claims"] is None:
+            summary["claims"] = value["claims"]
         summary["results"][key] = _strip_bulky(value)
     all_verdicts = [v["pass"] for v in summary["diagnostics"].values()]
     summary["diagnostics_pass"] = all(all_verdicts) if all_verdicts else None

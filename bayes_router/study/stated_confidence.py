@@ -160,3 +160,44 @@ def plot_stated_reliability(predictions: pd.DataFrame, n_bins: int = 10, ncols: 
         ax.set_visible(False)
     fig.tight_layout()
     return fig
+
+
+def pool_stated_calibration(log: pd.DataFrame, models: Sequence[str], n_questions: int | None, test_frac: float,
+                            seed: int, sampler_config: dict | None = None, bayes: bool = True):
+    """The three predictors of one pool on THE split of :func:`bayes_router.study.evaluate.prepare`
+    (the same questions, split and seed as notebook 03's evaluation of the pool).
+
+    ``bayes``: also fit (on the train questions) the post-call reliability model and add its
+    posterior-mean p(correct). Returns (predictions as in :func:`stated_predictions`,
+    {stage: ConvergenceReport} of the fits made, empty without ``bayes``).
+    """
+    from bayes_router.study.evaluate import prepare
+    from bayes_router.study.notebook import load_or_fit_posteriors, posterior_mean_p_correct
+
+    setup = prepare(log, list(models), None, n_questions, test_frac, seed=seed, sampler_config=sampler_config)
+    post, reports = None, {}
+    if bayes:
+        posts = load_or_fit_posteriors(setup, stages=("post",))
+        test = setup.test_rows
+        p = posterior_mean_p_correct(posts.models["post"], test)
+        post = pd.Series(p, index=pd.MultiIndex.from_arrays([test["question_id"].to_numpy(), test["model"].to_numpy()]))
+        reports = posts.convergence()
+    pred = stated_predictions(log, models, setup.train_question_ids, setup.test_question_ids, post)
+    return pred, reports
+
+
+def plot_models_overview(raw: pd.DataFrame, title: str):
+    """One point per model: ECE of its raw stated confidence and its overconfident-wrong rate
+    against its accuracy (``raw``: the ``stated`` rows of :func:`stated_calibration_table`)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    ax.scatter(raw["accuracy"], raw["ece_equal_width"], s=14, label="ECE of stated confidence")
+    ax.scatter(raw["accuracy"], raw["overconfident_wrong_rate"], s=14, marker="x",
+               label=f"share of wrong answers stated >= {OVERCONFIDENT_AT}")
+    ax.axhline(0.05, color="grey", ls=":", lw=1, label="ECE 0.05")
+    ax.set_xlabel("accuracy on the held-out questions")
+    ax.set_ylabel("ECE / share")
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=9)
+    return fig
