@@ -72,8 +72,18 @@ def check_policy_names(names: Sequence[str]) -> list[str]:
 
 
 def pool_prices(models: Sequence[str], prices: pd.DataFrame | None = None) -> np.ndarray:
-    """(K, 2) USD per million input and output tokens of ``models`` (default: the project's price table)."""
-    prices = load_prices() if prices is None else prices
+    """(K, 2) USD per million input and output tokens of ``models``.
+
+    Default: the project's MMLU-Pro price table, or the calibration study's when that one
+    holds every model (the two logs are priced by their own tables)."""
+    if prices is None:
+        prices = load_prices()
+        if not set(models) <= set(prices.index):
+            from bayes_router.data.calibration_study import default_prices_path
+
+            study = load_prices(default_prices_path()) if default_prices_path().exists() else None
+            if study is not None and set(models) <= set(study.index):
+                prices = study
     return np.array([price_of(prices, m) for m in models], dtype=float)
 
 
