@@ -32,6 +32,7 @@ _EXPORTS = {
     "write_call_log": "bayes_router.data.io",
     "write_json": "bayes_router.data.io",
     "import_mmlu_pro": "bayes_router.data.mmlu_pro",
+    "import_calibration_study": "bayes_router.data.calibration_study",
     "load_prices": "bayes_router.data.prices",
     "call_cost_usd": "bayes_router.data.prices",
     "simulate_call_log": "bayes_router.data.simulate",
