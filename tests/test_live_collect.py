@@ -4,6 +4,8 @@ failures and budgets behave, and the export keeps the contract."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -191,3 +193,60 @@ def test_replay_study_summaries_agree_with_the_store_and_the_server(sim, tmp_pat
     assert acc["model"].tolist() == MODELS and np.allclose(acc["predicted_mean"], 0.25)
     observed = live.groupby("model")["correct"].mean()
     assert np.allclose(acc["observed"], observed.reindex(MODELS)) and (acc["n"] == 10).all()
+
+
+def test_a_call_slower_than_the_timeout_fails_with_its_reason(sim, tmp_path):
+    log_path, prices = sim
+    with ReplayServer(log_path, Faults(share_slow=1.0, slow_s=1.0)) as srv:
+        t0 = time.perf_counter()
+        res = _collect(srv.base_url, log_path, tmp_path / "s", prices, n=2,
+                       client_options={"timeout_s": 0.2, "max_retries": 1})
+        took = time.perf_counter() - t0
+    assert (res.answered, res.failed) == (0, 6) and took < 1.0  # the client gave up, it did not wait
+    with CallStore(tmp_path / "s") as store:
+        assert store.calls("failed")["error"].str.contains("timeout after 0.2 s").all()
+
+
+def test_endpoint_without_json_mode_falls_back_to_the_text_parse(sim, tmp_path):
+    """An endpoint that refuses response_format: the call is repeated without it and read from prose."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from bayes_router.live.replay import BackgroundServer
+
+    log_path, prices = sim
+    seen = []
+
+    async def chat(request):
+        body = await request.json()
+        seen.append("response_format" in body)
+        if "response_format" in body:
+            return JSONResponse({"error": {"message": "response_format is not supported"}}, status_code=400)
+        text = "Step by step... so the answer is (B).\nConfidence: 70%"
+        return JSONResponse({"choices": [{"message": {"role": "assistant", "content": text}}]})  # no usage
+
+    app = Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
+    with BackgroundServer(app) as srv:
+        res = _collect(srv.base_url, log_path, tmp_path / "s", prices, n=2, concurrency=1)
+    assert res.answered == 6 and seen[:2] == [True, False] and sum(seen) == 3  # one refusal per model
+    with CallStore(tmp_path / "s") as store:
+        calls = store.calls()
+    assert (calls["pred"] == "B").all() and np.allclose(calls["confidence"], 0.7) and (calls["parse"] == "text").all()
+    assert (calls["tokens_estimated"] == 1).all() and (calls["cost_source"] == "price_table").all()
+    assert (calls["prompt_tokens"] > 20).all() and (calls["completion_tokens"] > 5).all()
+
+
+def test_logprobs_become_mean_token_prob(sim, tmp_path):
+    log_path, prices = sim
+    log = load_call_log(log_path)
+    log["mean_token_prob"] = np.linspace(0.2, 0.9, len(log))
+    from bayes_router.data.io import write_call_log
+
+    path = write_call_log(log, tmp_path / "with_mtp.parquet", questions=load_questions(log_path))
+    with ReplayServer(path) as srv:
+        _collect(srv.base_url, path, tmp_path / "s", prices, n=5, client_options={"logprobs": True})
+    got, _ = export_call_log(tmp_path / "s", tmp_path / "live.parquet")
+    m = got.merge(log, on=["question_id", "model"], suffixes=("", "_log"))
+    np.testing.assert_allclose(m["mean_token_prob"], m["mean_token_prob_log"], rtol=1e-9)
+    assert "mean_token_prob" in load_call_log(tmp_path / "live.parquet")
