@@ -235,6 +235,27 @@ def _summarize(per_order: list[dict[str, np.ndarray]], seconds: float, decimals:
     }
 
 
+def _order_curves(name: str, stream: OnlineStream, make, fitted: dict | None, warm: OnlineStream | None,
+                  cost_scale: float) -> tuple[dict[str, np.ndarray], float]:
+    """Curves of one policy on one arrival order and its seconds per question. ``make(name)``
+    builds a fresh online policy; ``fitted``: the frozen offline policy's outcomes (or None)."""
+    correct_all, cost_all = stream.outcome()
+    oracle = oracle_utility(correct_all, cost_all, cost_scale)
+    if fitted is not None:
+        correct = fitted["correct"].reindex(stream.question_ids).to_numpy(bool)
+        cost = fitted["cost_usd"].reindex(stream.question_ids).to_numpy(float)
+        pseudo = np.full(len(stream), np.nan)  # a multi-call policy has no single chosen model
+        secs = float(fitted["seconds_per_question"])
+    else:
+        out = run_online_policy(make(name), stream, warm)
+        correct, cost = out["correct"], out["cost_usd"]
+        gap = best_fixed_gap(correct_all, cost_all, stream.subject, cost_scale)
+        pseudo = gap[np.arange(len(stream)), out["chosen"]]
+        secs = float(out["seconds"].mean())
+    utility = correct.astype(float) - cost_scale * cost
+    return cumulative_curves(correct, cost, utility, oracle, pseudo), secs
+
+
 def online_study(
     log: pd.DataFrame, models: Sequence[str], n_questions: int = 4000, seed: int = 0,
     policies: Sequence[str] = DEFAULT_ONLINE_POLICIES, n_orders: int = 5, cost_scale: float = DEFAULT_COST_SCALE,
@@ -279,25 +300,15 @@ def online_study(
     for k in range(n_orders):
         order = np.random.default_rng(seed + k).permutation(stream_ids)
         stream = OnlineStream(rows if transform is None else transform(rows, order), models, order, subjects)
-        correct_all, cost_all = stream.outcome()
-        oracle = oracle_utility(correct_all, cost_all, cost_scale)
-        gap = best_fixed_gap(correct_all, cost_all, stream.subject, cost_scale)
+
+        def make(name, k=k):
+            return make_online_policy(name, models, len(subjects), price_arr, cost_scale, seed + k,
+                                      **policy_params.get(name, {}))
+
         for name in names:
-            if name in fitted:
-                f = fitted[name]
-                correct = f["correct"].reindex(order).to_numpy(bool)
-                cost = f["cost_usd"].reindex(order).to_numpy(float)
-                pseudo = np.full(len(order), np.nan)  # a multi-call policy has no single chosen model
-                seconds[name].append(f["seconds_per_question"])
-            else:
-                policy = make_online_policy(name, models, len(subjects), price_arr, cost_scale, seed + k,
-                                            **policy_params.get(name, {}))
-                out = run_online_policy(policy, stream, warm)
-                correct, cost = out["correct"], out["cost_usd"]
-                pseudo = gap[np.arange(len(order)), out["chosen"]]
-                seconds[name].append(float(out["seconds"].mean()))
-            utility = correct.astype(float) - cost_scale * cost
-            curves[name].append(cumulative_curves(correct, cost, utility, oracle, pseudo))
+            curve, secs = _order_curves(name, stream, make, fitted.get(name), warm, cost_scale)
+            curves[name].append(curve)
+            seconds[name].append(secs)
             bar.update(1)
     bar.close()
     result = {
