@@ -197,12 +197,12 @@ def test_replay_study_summaries_agree_with_the_store_and_the_server(sim, tmp_pat
 
 def test_a_call_slower_than_the_timeout_fails_with_its_reason(sim, tmp_path):
     log_path, prices = sim
-    with ReplayServer(log_path, Faults(share_slow=1.0, slow_s=1.0)) as srv:
+    with ReplayServer(log_path, Faults(share_slow=1.0, slow_s=3.0)) as srv:
         t0 = time.perf_counter()
         res = _collect(srv.base_url, log_path, tmp_path / "s", prices, n=2,
                        client_options={"timeout_s": 0.2, "max_retries": 1})
         took = time.perf_counter() - t0
-    assert (res.answered, res.failed) == (0, 6) and took < 1.0  # the client gave up, it did not wait
+    assert (res.answered, res.failed) == (0, 6) and took < 3.0  # the client gave up, it did not wait
     with CallStore(tmp_path / "s") as store:
         assert store.calls("failed")["error"].str.contains("timeout after 0.2 s").all()
 

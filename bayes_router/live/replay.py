@@ -247,8 +247,9 @@ class BackgroundServer:
         import uvicorn
 
         self.host, self.port = host, port or free_port(host)
+        # stop() waits at most a second for requests still sleeping in a slow-response fault
         config = uvicorn.Config(app, host=self.host, port=self.port, log_level="warning", access_log=False,
-                                lifespan="off")
+                                lifespan="off", timeout_graceful_shutdown=1)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="replay-server", daemon=True)
 
