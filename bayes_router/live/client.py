@@ -52,6 +52,10 @@ class ClientConfig:
     temperature: float = 0.0
 
     def __post_init__(self):
+        parts = httpx.URL(self.base_url) if "://" in self.base_url else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.host:
+            raise InputError(f"base_url must be an http(s) URL such as https://api.openai.com/v1, "
+                             f"got {public_url(self.base_url)!r}")
         if self.timeout_s <= 0 or self.max_retries < 0 or self.backoff_base_s < 0 or self.max_tokens < 1:
             raise InputError("timeout_s and max_tokens must be positive, max_retries and backoff_base_s >= 0")
         if self.rate_per_s is not None and self.rate_per_s <= 0:
