@@ -1,10 +1,18 @@
-"""Every notebook in notebooks/ runs top to bottom with papermill on QUICK parameters against a
-small REAL log (6 models x 1,200 MMLU-Pro questions imported from MMLU_PRO_RESULTS), writes its
-figures (PNG and SVG) and its headline JSON, and the run aggregates into a summary.json with the
-fields `make reproduce` promises. Skipped when MMLU_PRO_RESULTS is unset."""
+"""The notebooks are thin and alike, and they run.
+
+Without data: every notebook in notebooks/ keeps each code cell within
+MAX_CELL_LINES code lines (the parameters cell, one line per declared knob, excepted)
+and declares the common parameters with their types (bayes_router.study.notebook).
+
+With a real log: every notebook runs top to bottom with papermill on QUICK parameters
+against a small REAL log (6 models x 1,200 MMLU-Pro questions imported from
+MMLU_PRO_RESULTS), writes its figures (PNG and SVG) and its headline JSON, and the run
+aggregates into a summary.json with the fields `make reproduce` promises. Skipped when
+MMLU_PRO_RESULTS is unset."""
 
 from __future__ import annotations
 
+import ast
 import json
 import shutil
 from pathlib import Path
@@ -13,10 +21,86 @@ import pytest
 
 from bayes_router.data.pools import pool_models
 
-pytestmark = [pytest.mark.notebooks, pytest.mark.realdata]
-
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+#: A cell that holds more than this many code lines holds logic that belongs in the package.
+MAX_CELL_LINES = 15
+#: Notebooks that sample no posterior (they declare every common parameter but DRAWS).
+NO_SAMPLING = {"01_data_overview"}
+
+
+def code_lines(source: str) -> int:
+    """Lines of a cell that are neither blank nor comments."""
+    return sum(1 for line in source.splitlines() if line.strip() and not line.strip().startswith("#"))
+
+
+def _cells(nb_path: Path) -> list[dict]:
+    cells = json.loads(nb_path.read_text())["cells"]
+    return [c for c in cells if c["cell_type"] == "code"]
+
+
+def _source(cell: dict) -> str:
+    src = cell["source"]
+    return "".join(src) if isinstance(src, list) else src
+
+
+def declared_parameters(nb_path: Path) -> dict[str, object]:
+    """Name -> value of the assignments in the cell tagged `parameters` (papermill's)."""
+    tagged = [c for c in _cells(nb_path) if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1, f"{nb_path.name}: {len(tagged)} cells tagged 'parameters', want 1"
+    out = {}
+    for node in ast.parse(_source(tagged[0])).body:
+        assert isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name), (
+            f"{nb_path.name}: the parameters cell holds only NAME = literal lines, not {ast.unparse(node)!r}")
+        out[node.targets[0].id] = ast.literal_eval(node.value)
+    return out
+
+
+def test_code_lines_are_counted_without_blanks_and_comments():
+    assert code_lines("# a comment\n\nx = 1\n    # indented comment\ny = 2  # trailing\n") == 2
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_cells_are_thin(nb_path):
+    too_long = []
+    for i, cell in enumerate(_cells(nb_path)):
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            continue
+        n = code_lines(_source(cell))
+        if n > MAX_CELL_LINES:
+            too_long.append(f"code cell {i}: {n} lines")
+    assert not too_long, f"{nb_path.name}: cells over {MAX_CELL_LINES} code lines ({', '.join(too_long)})"
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_declares_the_common_parameters(nb_path):
+    from bayes_router.study.notebook import check_parameters
+
+    params = declared_parameters(nb_path)
+    check_parameters(params, sampling=nb_path.stem not in NO_SAMPLING)
+    assert "N_QUESTIONS" not in params, f"{nb_path.name}: the parameter is QUESTIONS"
+    if params["MODELS"] is not None:  # a pool name or models that resolve
+        from bayes_router.data.pools import resolve_models
+
+        assert resolve_models(params["MODELS"])
+
+
+def test_parameter_check_refuses_missing_and_mistyped():
+    from bayes_router.errors import InputError
+    from bayes_router.study.notebook import check_parameters
+
+    good = {"LOG": "a.parquet", "FIGURES_DIR": "f", "RESULTS_DIR": "r", "QUICK": True, "SEED": 0,
+            "MODELS": "trio", "QUESTIONS": None, "DRAWS": 100}
+    check_parameters(good)
+    check_parameters({k: v for k, v in good.items() if k != "DRAWS"}, sampling=False)
+    with pytest.raises(InputError, match="parameter DRAWS is missing"):
+        check_parameters({k: v for k, v in good.items() if k != "DRAWS"})
+    with pytest.raises(InputError, match="parameter MODELS must be str or None"):
+        check_parameters({**good, "MODELS": ["a", "b"]})
+    with pytest.raises(InputError, match="parameter SEED must be int"):
+        check_parameters({**good, "SEED": True})
+    with pytest.raises(InputError, match="parameter QUICK must be bool"):
+        check_parameters({**good, "QUICK": 1})
 POOLED = "03_routing_policies"  # run once per pool by the Makefile; here on the trio
 TRIO = pool_models("trio")
 TIERS = pool_models("tiers")
@@ -58,8 +142,8 @@ def _execute(nb_path: Path, log: Path, run: Path) -> tuple[Path, Path, Path]:
     params = {"LOG": str(log), "FIGURES_DIR": str(figures), "RESULTS_DIR": str(results), "QUICK": True, "SEED": 0}
     missing = [k for k in params if k not in declared]
     assert not missing, f"{nb_path.name}: parameters cell lacks {missing} (notebook convention)"
-    if "POOL" in declared:
-        params["POOL"] = "trio"
+    if name == POOLED:
+        params["MODELS"] = "trio"
     executed = run / "notebooks" / f"{name}{'_trio' if name == POOLED else ''}.ipynb"
     executed.parent.mkdir(parents=True, exist_ok=True)
     pm.execute_notebook(
@@ -69,6 +153,8 @@ def _execute(nb_path: Path, log: Path, run: Path) -> tuple[Path, Path, Path]:
     return executed, results, figures
 
 
+@pytest.mark.notebooks
+@pytest.mark.realdata
 @pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_and_writes_figures_and_results(nb_path, small_real_log, run_dir):
     from papermill.exceptions import PapermillExecutionError
@@ -93,6 +179,8 @@ def test_notebook_runs_and_writes_figures_and_results(nb_path, small_real_log, r
         assert isinstance(body, dict) and body
 
 
+@pytest.mark.notebooks
+@pytest.mark.realdata
 def test_summary_of_the_quick_run(small_real_log, run_dir):
     """Runs after the notebooks (file order): the summary of what they wrote has every promised field."""
     from bayes_router.study import report
@@ -125,8 +213,9 @@ def test_summary_of_the_quick_run(small_real_log, run_dir):
             assert lo <= p["accuracy"] <= hi, name
         assert any(p["aiq"] is not None for p in trio["policies"].values())
     if "02_reliability_model" in names:
-        assert s["diagnostics"], "02_reliability_model wrote no diagnostics verdict ({'diagnostics': {'pass': bool}})"
-        assert isinstance(s["diagnostics_pass"], bool)
+        verdict = s["diagnostics"].get("02_reliability_model")
+        assert verdict is not None, "02_reliability_model wrote no diagnostics_pass (study.notebook.write_results)"
+        assert isinstance(verdict["pass"], bool) and isinstance(s["diagnostics_pass"], bool)
     index = report.build_index(run_dir, run_dir / "figures", run_dir / "index.html", summary_path=None)
     page = index.read_text()
     for stem in executed:

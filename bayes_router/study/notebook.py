@@ -131,11 +131,11 @@ class Posteriors:
         return self.models.items()
 
     def convergence(self) -> dict:
-        """stage -> :class:`~bayes_router.models.diagnostics.ConvergenceReport` of each NUTS fit."""
+        """stage -> :class:`~bayes_router.models.diagnostics.ConvergenceReport` of each fit
+        (an ADVI fit's report fails: it gives no convergence guarantee)."""
         from bayes_router.models.diagnostics import convergence_report
 
-        return {s: convergence_report(rm.idata) for s, rm in self.models.items()
-                if rm.idata is not None and "sample_stats" in rm.idata.groups()}
+        return {s: convergence_report(rm.idata) for s, rm in self.models.items() if rm.idata is not None}
 
     def describe(self) -> str:
         """One line per stage: reused (from where) or fitted (in how many seconds)."""
