@@ -250,3 +250,26 @@ def test_logprobs_become_mean_token_prob(sim, tmp_path):
     m = got.merge(log, on=["question_id", "model"], suffixes=("", "_log"))
     np.testing.assert_allclose(m["mean_token_prob"], m["mean_token_prob_log"], rtol=1e-9)
     assert "mean_token_prob" in load_call_log(tmp_path / "live.parquet")
+
+
+def test_a_refused_key_stops_the_run_without_recording_failures(sim, tmp_path):
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from bayes_router.live.client import EndpointRefused
+    from bayes_router.live.replay import BackgroundServer
+
+    log_path, prices = sim
+    hits = []
+
+    async def chat(request):
+        hits.append(1)
+        return JSONResponse({"error": {"message": "Incorrect API key provided"}}, status_code=401)
+
+    app = Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
+    with BackgroundServer(app) as srv, pytest.raises(EndpointRefused, match="HTTP 401.*refused the API key"):
+        _collect(srv.base_url, log_path, tmp_path / "s", prices, n=20, concurrency=2)
+    assert len(hits) <= 2  # the workers stopped at the first refusal, they did not try all 60 pairs
+    with CallStore(tmp_path / "s") as store:
+        assert len(store.calls()) == 0

@@ -49,7 +49,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rate", type=float, default=None, metavar="PER_S",
                    help="client-side limit on requests started per second (default: none)")
     p.add_argument("--prices", default=None, metavar="CSV", help="price table (default data/prices.csv)")
-    p.add_argument("--max-usd", type=float, default=None, metavar="USD", help="stop before spending more (USD)")
+    p.add_argument("--max-usd", type=float, default=None, metavar="USD", help="budget in USD for this store in total (earlier runs' spend counts); no call starts "
+                        "that could cross it")
     p.add_argument("--timeout", type=float, default=120.0, metavar="S", help="wall-clock limit per attempt (default 120)")
     p.add_argument("--max-retries", type=int, default=6, help="retries per call after the first attempt (default 6)")
     p.add_argument("--backoff-base", type=float, default=1.0, metavar="S",

@@ -240,7 +240,7 @@ class ChatClient:
                 self._check_status(r.status_code, body, r.headers, model)
             lines, ttft = [], None
             async for line in r.aiter_lines():
-                if ttft is None and line.startswith("data:") and '"content"' in line:
+                if ttft is None and _has_content(line):
                     ttft = time.perf_counter() - t0
                 lines.append(line)
             return _from_stream(lines, time.perf_counter() - t0, ttft, r.headers)
@@ -250,6 +250,17 @@ def public_url(url: str) -> str:
     from bayes_router.live.store import public_endpoint
 
     return public_endpoint(url)
+
+
+def _has_content(line: str) -> bool:
+    """Whether a server-sent line carries the first text of the answer (not only the role)."""
+    if not line.startswith("data:") or '"content"' not in line:
+        return False
+    try:
+        chunk = json.loads(line[5:])
+        return any((c.get("delta") or {}).get("content") for c in chunk.get("choices") or [])
+    except (ValueError, TypeError, AttributeError):
+        return False
 
 
 def _token_logprobs(choice: dict) -> list[float] | None:

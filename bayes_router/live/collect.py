@@ -32,7 +32,14 @@ from bayes_router.data.prices import call_cost_usd, load_prices, price_of
 from bayes_router.data.split import sample_questions
 from bayes_router.data.tokens import count_tokens
 from bayes_router.errors import InputError
-from bayes_router.live.client import CallFailed, ChatClient, ChatResponse, ClientConfig, redact
+from bayes_router.live.client import (
+    CallFailed,
+    ChatClient,
+    ChatResponse,
+    ClientConfig,
+    EndpointRefused,
+    redact,
+)
 from bayes_router.live.prompt import build_messages, parse_answer
 from bayes_router.live.store import CallRecord, CallStore, now_utc, pairs_to_do
 
@@ -197,9 +204,12 @@ async def run_collection(store: CallStore, questions: pd.DataFrame, models: list
             bar.update(1)
             bar.set_postfix(failed=result.failed, spent=f"${budget.spent:.4f}", refresh=False)
 
-    try:
-        async with ChatClient(config, seed=seed) as client:
-            await asyncio.gather(*(worker(client) for _ in range(min(concurrency, max(1, len(todo))))))
+    try:  # a task group: a refused key stops every worker at once, before the client closes
+        async with ChatClient(config, seed=seed) as client, asyncio.TaskGroup() as group:
+            for _ in range(min(concurrency, max(1, len(todo)))):
+                group.create_task(worker(client))
+    except* EndpointRefused as refused:
+        raise refused.exceptions[0] from None
     finally:
         bar.close()
     result.spent_usd = budget.spent

@@ -192,7 +192,8 @@ def build_app(log_path: str | Path, faults: Faults | None = None, models: list[s
             fault_counts["500"] += 1
             return error(500, "injected server error", "server_error")
         slow, malformed = rng.random() < faults.share_slow, rng.random() < faults.share_malformed
-        json_mode = (body.get("response_format") or {}).get("type") in ("json_object", "json_schema")
+        fmt = body.get("response_format")
+        json_mode = isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema")
         row = replay.rows[(qid, model)]
         completion = _completion(model, answer_text(row, json_mode), row, faults.report_cost, bool(body.get("logprobs")))
         served[(qid, model)] += 1
