@@ -180,7 +180,12 @@ def _saved_posterior(path, shift: float):
     rm = ReliabilityModel(stage="pre")
     rm.idata = az.from_dict(posterior={"mu_alpha": draws},
                             sample_stats={"diverging": np.zeros((2, 1000), dtype=bool)})
-    rm.models, rm.subjects = ["a", "b"], ["math"]
+    if hasattr(rm, "design"):  # the design (coordinates) of a fit lives apart from the model
+        from bayes_router.models.reliability.design import Design
+
+        rm.design = Design("pre", ["a", "b"], ["math"])
+    else:
+        rm.models, rm.subjects = ["a", "b"], ["math"]
     return rm.save(path)
 
 
