@@ -109,10 +109,15 @@ MODE_FILE := $(REPORTS)/.mode
 PKG_SRC := $(filter-out bayes_router/study/report.py,$(wildcard bayes_router/*.py bayes_router/*/*.py bayes_router/*/*/*.py bayes_router/*.yaml bayes_router/*/*.yaml))
 
 # Pools (cheapest tier first; the last model is "the big model") are defined once, in
-# bayes_router/pools.yaml; commands and notebooks take a pool's name. These are the MMLU-Pro ones.
-POOLS := trio tiers all
+# bayes_router/pools.yaml; commands and notebooks take a pool's name: the MMLU-Pro ones, then those
+# of the calibration study (study-all, 58 models, is left out of notebook 03: no claim needs its fits).
+STUDY_POOLS := study-trio study-cascade study-api
+POOLS := trio tiers all $(STUDY_POOLS)
+# The call log of pool $(1): data/logs/<its `log:` in pools.yaml>.parquet (mmlu_pro when it names none).
+pool_log = $(LOG_DIR)/$(or $(shell sed -n '/^$(1):/,/^[^ ]/s/^ *log: *//p' bayes_router/pools.yaml | head -n 1),mmlu_pro).parquet
 
-# fit: the trio's pre- and post-call posteriors (notebook 02 loads them instead of refitting).
+# fit: the trio's pre- and post-call posteriors (notebooks 02, 03 and 06 load them instead of
+# refitting when they run on the trio with the same split).
 FIT_ARGS_quick := --questions 400 --draws 300 --tune 300 --chains 2
 FIT_ARGS_full := --questions 4000 --tune 1000 --chains 2  # draws: the default, 4000 in total (2 x 2000)
 POSTERIORS := $(POST_DIR)/trio_pre.nc $(POST_DIR)/trio_post.nc
@@ -124,9 +129,10 @@ NB_NAMES := $(basename $(notdir $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 NB_EXEC := $(foreach n,$(NB_NAMES),$(if $(filter $(NB03),$(n)),$(foreach p,$(POOLS),$(EXEC_DIR)/$(n)_$(p).ipynb),$(EXEC_DIR)/$(n).ipynb))
 NB_DEPS := $(LOG) $(PKG_SRC) $(PRICES) $(MODE_FILE)
 
-# Extra papermill parameters per notebook (the common ones: LOG FIGURES_DIR RESULTS_DIR QUICK SEED).
+# Extra papermill parameters per notebook (every run gets LOG FIGURES_DIR RESULTS_DIR QUICK SEED;
+# MODELS is always a pool name of bayes_router/pools.yaml, never a list of models).
 # 02 loads the fit step's posteriors when it declares PRE_POSTERIOR/POST_POSTERIOR (else it fits its own).
-NB_PARAMS_02_reliability_model := $(if $(shell grep -s -l 'POST_POSTERIOR = ' notebooks/02_reliability_model.ipynb),-p PRE_POSTERIOR $(abspath $(POST_DIR)/trio_pre.nc) -p POST_POSTERIOR $(abspath $(POST_DIR)/trio_post.nc),)
+NB_PARAMS_02_reliability_model := -p MODELS trio $(if $(shell grep -s -l 'POST_POSTERIOR = ' notebooks/02_reliability_model.ipynb),-p PRE_POSTERIOR $(abspath $(POST_DIR)/trio_pre.nc) -p POST_POSTERIOR $(abspath $(POST_DIR)/trio_post.nc),)
 
 .PHONY: reproduce-notebooks reproduce-report figures fit
 .FORCE:
@@ -142,7 +148,7 @@ fit: $(POSTERIORS) ## fit the trio's pre- and post-call reliability posteriors i
 ifndef REPORT_ONLY
 $(EXEC_DIR)/02_reliability_model.ipynb: $(if $(NB_PARAMS_02_reliability_model),$(POSTERIORS),)
 # 06 reuses the trio's pre-call posterior (it refits by itself if the split differs)
-NB_PARAMS_06_budget_allocation := -p PRE_POSTERIOR $(abspath $(POST_DIR)/trio_pre.nc)
+NB_PARAMS_06_budget_allocation := -p MODELS trio -p PRE_POSTERIOR $(abspath $(POST_DIR)/trio_pre.nc)
 $(EXEC_DIR)/06_budget_allocation.ipynb: $(POST_DIR)/trio_pre.nc
 
 $(POST_DIR)/trio_%.nc: $(LOG) $(MODE_FILE) $(wildcard bayes_router/models/reliability.py bayes_router/models/reliability/*.py bayes_router/models/diagnostics.py bayes_router/commands/fit.py) bayes_router/data/split.py | $(STAMP)
@@ -170,12 +176,20 @@ define run_notebook
 	     echo "FAILED: notebooks/$(1) (executed copy in $(EXEC_DIR)/failed/$(notdir $@))" >&2; exit 1; fi
 endef
 
-# the trio's notebook 03 reuses the fit step's posteriors (same pool, questions, split and seed)
+# notebook 03 on the fit step's pool reuses its posteriors (when its questions, split and seed match)
 NB03_PARAMS_trio := -p PRE_POSTERIOR $(abspath $(POST_DIR)/trio_pre.nc) -p POST_POSTERIOR $(abspath $(POST_DIR)/trio_post.nc)
 $(EXEC_DIR)/$(NB03)_trio.ipynb: $(POSTERIORS)
 
+# the calibration-study pools read their own log (a later -p LOG wins in papermill)
+$(foreach p,$(STUDY_POOLS),$(EXEC_DIR)/$(NB03)_$(p).ipynb): $(STUDY_LOG)
+
 $(EXEC_DIR)/$(NB03)_%.ipynb: notebooks/$(NB03).ipynb $(NB_DEPS) | $(STAMP)
-	$(call run_notebook,$(NB03).ipynb,-p POOL $* -p MODELS $* $(NB03_PARAMS_$*),,/pools/$*)
+	$(call run_notebook,$(NB03).ipynb,-p MODELS $* -p LOG $(abspath $(call pool_log,$*)) $(NB03_PARAMS_$*),,/pools/$*)
+
+# 07 tests the published claims on notebook 03's evaluations of these pools and on the study's log
+NB07_POOLS := study-trio study-cascade study-api trio
+NB_PARAMS_07_claims := -p STUDY_LOG $(abspath $(STUDY_LOG))
+$(EXEC_DIR)/07_claims.ipynb: $(STUDY_LOG) $(foreach p,$(NB07_POOLS),$(EXEC_DIR)/$(NB03)_$(p).ipynb)
 
 $(EXEC_DIR)/%.ipynb: notebooks/%.ipynb $(NB_DEPS) | $(STAMP)
 	$(call run_notebook,$*.ipynb,$(NB_PARAMS_$*),,)
