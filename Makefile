@@ -106,7 +106,7 @@ QUICK_PY := $(if $(filter quick,$(MODE)),True,False)
 # Holds "quick" or "full"; rewritten only when the mode changes, so switching reruns everything after it.
 MODE_FILE := $(REPORTS)/.mode
 # Notebooks import the package: any change to it reruns them (the report code excepted).
-PKG_SRC := $(filter-out bayes_router/study/report.py,$(wildcard bayes_router/*.py bayes_router/*/*.py bayes_router/*/*/*.py bayes_router/*.yaml bayes_router/*/*.yaml))
+PKG_SRC := $(filter-out bayes_router/study/report.py bayes_router/study/report_html.py,$(wildcard bayes_router/*.py bayes_router/*/*.py bayes_router/*/*/*.py bayes_router/*.yaml bayes_router/*/*.yaml))
 
 # Pools (cheapest tier first; the last model is "the big model") are defined once, in
 # bayes_router/pools.yaml; commands and notebooks take a pool's name: the MMLU-Pro ones, then those
@@ -204,7 +204,7 @@ $(SUMMARY): $(wildcard $(NB_EXEC) $(EXEC_DIR)/failed/*.ipynb) $(wildcard $(RESUL
 	$(BIN)/python -m bayes_router.study.report summary --results-dir $(RESULTS_DIR) --notebooks-dir $(EXEC_DIR) \
 	  --mode $(MODE) --seed $(SEED) $(foreach p,$(POOLS),--pool $(p)) --command "make reproduce$(if $(filter quick,$(MODE)), QUICK=1,) SEED=$(SEED)" -o $@
 
-$(INDEX): $(SUMMARY) $(wildcard $(NB_EXEC) $(EXEC_DIR)/failed/*.ipynb) bayes_router/study/report.py | $(STAMP)
+$(INDEX): $(SUMMARY) $(wildcard $(NB_EXEC) $(EXEC_DIR)/failed/*.ipynb) bayes_router/study/report.py bayes_router/study/report_html.py | $(STAMP)
 	$(BIN)/python -m bayes_router.study.report index --reports-dir $(REPORTS) --figures-dir $(FIG_DIR) -o $@
 
 reproduce-report: $(INDEX)
