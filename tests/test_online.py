@@ -215,7 +215,8 @@ def test_bad_policy_names_and_sizes_are_refused(sim):
 
 
 def test_drift_scenario_is_labelled_simulated_and_forgetting_notices():
-    res = drift_scenario(1200, n_orders=1, rate=0.9, process_noise=5e-4, policies=["thompson"], progress=False)
+    res = drift_scenario(1200, n_orders=1, rate=0.9, process_noise=5e-4, policies=["thompson", "offline:always:big"],
+                         offline_train_questions=100, progress=False)
     assert res["meta"]["simulated"] is True
     assert "SIMULATED" in res["meta"]["scenario"]["label"]
 
@@ -224,6 +225,8 @@ def test_drift_scenario_is_labelled_simulated_and_forgetting_notices():
         return (acc[899] - acc[599]) / 300
 
     assert after_drift("thompson") > after_drift("thompson (no forgetting)") + 0.1
+    frozen = np.array(res["policies"]["offline:always:big"]["curve"]["accuracy"]) * np.arange(1, 1201)
+    assert after_drift("offline:always:big") < frozen[599] / 600 - 0.5  # the frozen policy routes into the drift
 
 
 # ----------------------------------------------------------------------------- online trust

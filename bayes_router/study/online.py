@@ -137,14 +137,16 @@ def fit_offline(name: str, log: pd.DataFrame, models: list[str], train_ids: np.n
                 questions: pd.DataFrame | None = None, progress: bool = False) -> dict[str, object]:
     """Fit offline policy ``name`` once on ``train_ids`` and route the stream frozen.
 
-    Returns {"correct", "cost_usd", "n_calls"} per stream question (index: question_id) and
-    "seconds_per_question" (routing time of the stream / its size) and "seconds_fit".
+    Returns {"correct", "cost_usd", "n_calls"} per stream question (index: question_id),
+    "seconds_per_question" (routing time of the stream / its size), "seconds_fit", the
+    reliability fits' convergence reports ("diagnostics"), and the frozen "policy" and its
+    "setup" (for :func:`route_frozen` on a changed stream).
     """
     from bayes_router.models.diagnostics import convergence_report
     from bayes_router.models.reliability import default_draws
     from bayes_router.policies import make_policy
     from bayes_router.policies.base import RoutingContext
-    from bayes_router.study.evaluate import DEFAULT_SAMPLER_CONFIG, EvaluationSetup, run_policy
+    from bayes_router.study.evaluate import DEFAULT_SAMPLER_CONFIG, EvaluationSetup
 
     if len(train_ids) < 2:
         raise InputError(f"'{OFFLINE_PREFIX}{name}' needs an offline training split (offline_train_questions >= 2)")
@@ -158,15 +160,29 @@ def fit_offline(name: str, log: pd.DataFrame, models: list[str], train_ids: np.n
     setup = EvaluationSetup(models, train_ids, stream_ids, ctx, rows_for(log, models, stream_ids))
     t0 = time.perf_counter()
     policy = make_policy(name).fit(ctx)
-    t1 = time.perf_counter()
-    out = run_policy(policy, setup)
-    t2 = time.perf_counter()
-    index = pd.Index(out.question_ids, name="question_id")
+    seconds_fit = time.perf_counter() - t0
     diagnostics = {stage: convergence_report(rm.idata).to_dict() for stage, rm in ctx.reliability_models().items()
                    if getattr(rm, "idata", None) is not None and "sample_stats" in rm.idata.groups()}
+    frozen = {"policy": policy, "setup": setup, "seconds_fit": seconds_fit, "diagnostics": diagnostics}
+    return {**frozen, **route_frozen(frozen, setup.test_rows)}
+
+
+def route_frozen(fitted: dict, rows: pd.DataFrame) -> dict[str, object]:
+    """Route stream ``rows`` (e.g. a drifted copy) with a policy from :func:`fit_offline`, no refit.
+
+    Returns {"correct", "cost_usd", "n_calls"} per question (index: question_id) and
+    "seconds_per_question"."""
+    from dataclasses import replace
+
+    from bayes_router.study.evaluate import run_policy
+
+    setup = replace(fitted["setup"], test_rows=rows)
+    t0 = time.perf_counter()
+    out = run_policy(fitted["policy"], setup)
+    seconds = time.perf_counter() - t0
+    index = pd.Index(out.question_ids, name="question_id")
     return {"correct": pd.Series(out.correct, index=index), "cost_usd": pd.Series(out.cost_usd, index=index),
-            "n_calls": pd.Series(out.n_calls, index=index), "seconds_fit": t1 - t0,
-            "seconds_per_question": (t2 - t1) / len(stream_ids), "diagnostics": diagnostics}
+            "n_calls": pd.Series(out.n_calls, index=index), "seconds_per_question": seconds / len(index)}
 
 
 def oracle_utility(correct: np.ndarray, cost: np.ndarray, cost_scale: float) -> np.ndarray:
@@ -299,14 +315,16 @@ def online_study(
     bar = tqdm(total=n_orders * len(names), desc="online runs", disable=not progress, unit="run")
     for k in range(n_orders):
         order = np.random.default_rng(seed + k).permutation(stream_ids)
-        stream = OnlineStream(rows if transform is None else transform(rows, order), models, order, subjects)
+        order_rows = rows if transform is None else transform(rows, order)
+        stream = OnlineStream(order_rows, models, order, subjects)
+        frozen = fitted if transform is None else {n: route_frozen(f, order_rows) for n, f in fitted.items()}
 
         def make(name, k=k):
             return make_online_policy(name, models, len(subjects), price_arr, cost_scale, seed + k,
                                       **policy_params.get(name, {}))
 
         for name in names:
-            curve, secs = _order_curves(name, stream, make, fitted.get(name), warm, cost_scale)
+            curve, secs = _order_curves(name, stream, make, frozen.get(name), warm, cost_scale)
             curves[name].append(curve)
             seconds[name].append(secs)
             bar.update(1)
