@@ -85,8 +85,11 @@ def routing_cost_per_window(trajectory: pd.DataFrame, costs: TierCosts, window: 
       rate ``costs.medium_fails_given_small_fails``.
 
     Also "expected by trust": the sum over the window of what routing by trust expected to
-    pay, small + p * big (or big). One row per window: ``first_ticket``, ``last_ticket``,
-    one column per policy, and the mean trust of each router at the window's end.
+    pay, small + p * big (or big), with a 95% predictive interval ("expected_lo",
+    "expected_hi": the number of escalations is a sum of Bernoulli(p) tickets, normal
+    approximation). One row per window (costs scaled to ``window`` tickets):
+    ``first_ticket``, ``last_ticket``, one column per policy, and the trust in each router at
+    the window's end.
     """
     if window < 1:
         raise InputError(f"window must be at least 1 ticket, got {window}")
@@ -105,7 +108,10 @@ def routing_cost_per_window(trajectory: pd.DataFrame, costs: TierCosts, window: 
     for start in range(0, len(y), window):
         sl = slice(start, min(start + window, len(y)))
         row = {"first_ticket": start + 1, "last_ticket": sl.stop}
-        row.update({k: float(v[sl].sum() * window / (sl.stop - start)) for k, v in per_ticket.items()})
+        scale = window / (sl.stop - start)
+        row.update({k: float(v[sl].sum() * scale) for k, v in per_ticket.items()})
+        half = 1.96 * costs.big * np.sqrt(np.sum(np.where(small_first[sl], p[sl] * (1 - p[sl]), 0.0))) * scale
+        row.update({"expected_lo": row["expected by trust"] - half, "expected_hi": row["expected by trust"] + half})
         row.update({f"trust_{r}": float(trajectory[r].iloc[sl.stop - 1]) for r in routers})
         rows.append(row)
     return pd.DataFrame(rows)

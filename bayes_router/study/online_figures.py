@@ -70,6 +70,7 @@ def plot_regret(result: dict, axes):
     axes[1].set(xlabel="questions seen", ylabel="cumulative regret (utility)",
                 title="Regret vs the per-question oracle (linear for every router)")
     axes[0].legend(fontsize=8)
+    axes[1].legend(fontsize=8)
     return axes
 
 
@@ -83,10 +84,13 @@ def windowed_accuracy(p: dict, window: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def plot_drift(result: dict, ax, window: int = 100):
-    """Accuracy per ``window`` questions in the SIMULATED drift scenario, with the drift point."""
+    """Accuracy per ``window`` questions in the SIMULATED drift scenario (mean over orders, 95%
+    binomial intervals), with the drift point."""
+    n_orders = result["meta"]["n_orders"]
     for name, p in result["policies"].items():
         ends, acc = windowed_accuracy(p, window)
-        ax.plot(ends, acc, marker="o", ms=3, color=_color(name), label=name)
+        se = np.sqrt(acc * (1 - acc) / (window * n_orders))  # binomial, over the window's questions in all orders
+        ax.errorbar(ends, acc, yerr=1.96 * se, marker="o", ms=3, capsize=2, color=_color(name), label=name)
     sc = result["meta"]["scenario"]
     ax.axvline(sc["drift_at_question"], color="black", ls="--", lw=1, label="big model degrades")
     ax.set(xlabel="questions seen", ylabel=f"accuracy per {window} questions", ylim=(0, 1),
@@ -110,6 +114,8 @@ def plot_trust(trust: dict, axes):
     for col in ("always big", "routing by trust", "expected by trust", "escalate small → medium → big"):
         axes[1].plot(win["last_ticket"], win[col], marker="o", ms=3, label=col,
                      ls=":" if col == "expected by trust" else "-")
+    axes[1].fill_between(win["last_ticket"], win["expected_lo"], win["expected_hi"], color="tab:green", alpha=0.15,
+                         lw=0, label="95% predictive interval of routing by trust")
     axes[1].set(xlabel="tickets seen", ylabel=f"USD per {m['window']} tickets",
                 title=f"Cost per {m['window']} tickets as trust concentrates")
     axes[1].set_ylim(bottom=0)
