@@ -176,7 +176,8 @@ def test_replay_study_summaries_agree_with_the_store_and_the_server(sim, tmp_pat
     stats, timeline = rs.collection_stats(tmp_path / "s"), rs.spend_timeline(tmp_path / "s")
     assert stats["answered"] == 30 and stats["retries"] == n_429 > 0 and stats["backoff_s"] >= 0.01 * n_429
     assert timeline["cumulative_usd"].is_monotonic_increasing and len(timeline) == 30
-    assert timeline["cumulative_usd"].iloc[-1] == pytest.approx(stats["spent_usd"]) == pytest.approx(res.spent_usd)
+    assert timeline["cumulative_usd"].iloc[-1] == pytest.approx(stats["spent_usd"])
+    assert stats["spent_usd"] == pytest.approx(res.spent_usd)
     live, _ = export_call_log(tmp_path / "s", tmp_path / "live.parquet")
     match = rs.compare_with_replayed(live, load_call_log(log_path))
     assert match["same_letter"] == match["same_completion_tokens"] == 1.0 and match["max_abs_cost_diff_usd"] < 1e-12
@@ -273,3 +274,15 @@ def test_a_refused_key_stops_the_run_without_recording_failures(sim, tmp_path):
     assert len(hits) <= 2  # the workers stopped at the first refusal, they did not try all 60 pairs
     with CallStore(tmp_path / "s") as store:
         assert len(store.calls()) == 0
+
+
+def test_dry_run_estimates_without_calling_or_writing(sim, tmp_path):
+    log_path, prices = sim
+    with ReplayServer(log_path) as srv:
+        dry = _collect(srv.base_url, log_path, tmp_path / "s", prices, n=10, dry_run=True)
+        assert not (tmp_path / "s").exists() and srv.stats()["total_requests"] == 0
+        real = _collect(srv.base_url, log_path, tmp_path / "s", prices, n=10)
+        again = _collect(srv.base_url, log_path, tmp_path / "s", prices, n=12, dry_run=True)
+    assert dry.estimated_usd == pytest.approx(real.estimated_usd) and dry.estimated_usd > 0
+    assert dry.worst_case_usd > dry.estimated_usd and dry.remaining == 30
+    assert again.remaining == 36 - again.already_answered and again.estimated_usd < dry.estimated_usd

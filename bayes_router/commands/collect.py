@@ -61,6 +61,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-json-mode", action="store_true", help="do not ask for response_format json_object")
     p.add_argument("--stream", action="store_true", help="stream responses (records time to first token)")
     p.add_argument("--logprobs", action="store_true", help="ask for log-probabilities (-> mean_token_prob)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="sample the questions and print the estimated spend; call nothing, write nothing")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -79,13 +81,16 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = collect(args.base_url, resolve_models(args.models), args.questions, args.store, n_questions=args.n,
                          seed=args.seed, concurrency=args.concurrency, prices=args.prices, max_usd=args.max_usd,
-                         api_key=key, progress=not args.no_progress, client_options=options)
+                         api_key=key, progress=not args.no_progress, client_options=options,
+                         dry_run=args.dry_run)
     except KeyboardInterrupt:
         print("collect: interrupted; every finished call is in the store, run again to resume", file=sys.stderr)
         return 130
     except Exception as exc:  # the key must not leak through any message, ours or a library's
         exc.args = tuple(redact(str(a), key) if isinstance(a, str) else a for a in exc.args)
         raise
+    if args.dry_run:
+        return 0
     print(f"answered {result.answered}, failed {result.failed}, spent ${result.spent_usd:.4f} in total; "
           f"{result.already_answered + result.answered}/{result.pairs_total} pairs answered in {args.store}")
     for line in result.failures[:5]:

@@ -41,7 +41,7 @@ from bayes_router.live.client import (
     redact,
 )
 from bayes_router.live.prompt import build_messages, parse_answer
-from bayes_router.live.store import CallRecord, CallStore, now_utc, pairs_to_do
+from bayes_router.live.store import DB_NAME, CallRecord, CallStore, now_utc, pairs_to_do
 
 #: Completion tokens assumed per call for the spend estimate printed before a run (a short CoT).
 EXPECTED_COMPLETION_TOKENS = 300
@@ -230,12 +230,13 @@ async def _one_call(client: ChatClient, qid: int, model: str, question: pd.Serie
 def collect(base_url: str, models: list[str], qsrc: str | Path, store_dir: str | Path, *,
             n_questions: int | None = None, seed: int = 0, concurrency: int = 8, prices: str | Path | None = None,
             max_usd: float | None = None, api_key: str | None = None, progress: bool = True,
-            client_options: dict | None = None, announce=print) -> CollectionResult:
+            client_options: dict | None = None, announce=print, dry_run: bool = False) -> CollectionResult:
     """Sample questions from ``qsrc``, then collect every (question, model) call into ``store_dir``.
 
     ``client_options``: further :class:`ClientConfig` fields (timeout_s, max_retries,
     backoff_base_s, rate_per_s, json_mode, stream, logprobs, max_tokens, temperature).
     ``announce`` receives the lines printed before the run (the estimated spend).
+    ``dry_run``: sample and estimate only; no call is made and no store is created.
     """
     if not models:
         raise InputError("models: at least one model is needed")
@@ -247,6 +248,18 @@ def collect(base_url: str, models: list[str], qsrc: str | Path, store_dir: str |
         price_of(table, m, where=str(prices or "data/prices.csv"))
     log, texts = load_question_source(qsrc)
     questions = sample_collection_questions(log, texts, models, n_questions, seed)
+    if dry_run:
+        done = set()
+        if (Path(store_dir) / DB_NAME).exists():
+            with CallStore(store_dir, create=False) as store:
+                done = store.answered_pairs()
+        todo = pairs_to_do(questions["question_id"], models, done)
+        result = CollectionResult(len(questions) * len(models), len(questions) * len(models) - len(todo))
+        result.estimated_usd = estimate_spend_usd(todo, questions, table, EXPECTED_COMPLETION_TOKENS)
+        result.worst_case_usd = estimate_spend_usd(todo, questions, table, config.max_tokens)
+        announce(f"dry run: {len(todo)} calls to make; estimated spend ${result.estimated_usd:.4f}, at most "
+                 f"${result.worst_case_usd:.4f} at max_tokens={config.max_tokens}; nothing called or written")
+        return result
     with CallStore(store_dir) as store:
         store.bind_endpoint(base_url, {"seed": seed, "models": ",".join(models), "max_tokens": config.max_tokens,
                                        "json_mode": config.json_mode, "last_run_at": now_utc()})
