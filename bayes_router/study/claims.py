@@ -98,6 +98,11 @@ def _fmt_ci(ci, fmt="{:.3f}") -> str:
     return "[" + ", ".join("not reached" if v is None else fmt.format(v) for v in ci) + "]"
 
 
+def _pct_ci(ci) -> str:
+    """An interval of savings (fractions) in percent; None ends read 'not reached'."""
+    return _fmt_ci(None if not ci else [None if v is None else 100 * v for v in ci], "{:.1f}%")
+
+
 def _big(results: dict) -> tuple[str, dict]:
     name = f"always:{results['models'][-1]}"
     return name, results["policies"][name]
@@ -115,7 +120,7 @@ def bayes_router_claim(results: dict, pool: str, log: str, policy: str = "bayes-
     measured = (f"{policy} at cost_scale {results['cost_scale']:g}/USD vs always-{results['models'][-1]}: "
                 f"second-call rate {rate:.3f}; accuracy difference {diff:+.3f} {_fmt_ci(vs['accuracy_diff_ci95'])}; "
                 f"cost ratio {ratio:.2f} {_fmt_ci(vs.get('cost_ratio_ci95'), '{:.2f}')}; along its frontier, "
-                f"savings at equal accuracy {_fmt_pct(sav.get('savings'))} {_fmt_ci(sav.get('savings_ci95'))}")
+                f"savings at equal accuracy {_fmt_pct(sav.get('savings'))} {_pct_ci(sav.get('savings_ci95'))}")
     lo = vs["accuracy_diff_ci95"][0]
     more_accurate, cost_ok = diff > 0, ratio is not None and ratio <= 1.5
     if more_accurate and cost_ok:
@@ -143,8 +148,8 @@ def cascade_savings_claim(results: dict, pool: str, log: str, policy: str = "cas
     eq, s95 = sv["equal_accuracy"], sv["95"]
     big = results["models"][-1]
     measured = (f"{policy} frontier (stated-confidence threshold) vs always-{big}: savings at equal accuracy "
-                f"{_fmt_pct(eq['savings'])} {_fmt_ci(eq['savings_ci95'])} (reached on {eq['reached']:.0%} of "
-                f"resamples); at 95% of its accuracy {_fmt_pct(s95['savings'])} {_fmt_ci(s95['savings_ci95'])}")
+                f"{_fmt_pct(eq['savings'])} {_pct_ci(eq['savings_ci95'])} (reached on {eq['reached']:.0%} of "
+                f"resamples); at 95% of its accuracy {_fmt_pct(s95['savings'])} {_pct_ci(s95['savings_ci95'])}")
     hi = eq["savings_ci95"][1] if eq["savings_ci95"] else None
     if eq["savings"] is not None and hi is not None and hi >= claimed[0]:
         verdict, why = "holds", f"the interval reaches the claimed {claimed[0]:.0%}-{claimed[1]:.0%}"
@@ -226,7 +231,7 @@ def routellm_claim(results: dict, pool: str, log: str, policies: Sequence[str] =
         s = e["savings_vs_big"]["95"]
         rl = e.get("routellm") or {}
         cpt = (rl.get("cpt") or {}).get("50")
-        parts.append(f"{p}: saves {_fmt_pct(s['savings'])} {_fmt_ci(s['savings_ci95'])} at 95% of always-big's "
+        parts.append(f"{p}: saves {_fmt_pct(s['savings'])} {_pct_ci(s['savings_ci95'])} at 95% of always-big's "
                      f"accuracy; APGR {rl.get('apgr', float('nan')):.3f} {_fmt_ci(rl.get('apgr_ci95'))}; "
                      f"CPT(50%) {'not reached' if cpt is None else f'{cpt:.2f}'}")
     s = results["policies"][main]["savings_vs_big"]["95"]
@@ -376,3 +381,11 @@ def load_pool_results(results_dir, pools: Sequence[str], name: str = "03_routing
     if missing:
         warnings.warn(f"no evaluation results for {missing}: run notebook 03 on those pools first", stacklevel=2)
     return out
+
+
+def describe_savings(results: dict, policy: str) -> str:
+    """One line: a policy's savings against always-big at equal and at 95% of its accuracy."""
+    s = results["policies"][policy]["savings_vs_big"]
+    eq, s95 = s["equal_accuracy"], s["95"]
+    return (f"{policy}: savings at equal accuracy {_fmt_pct(eq['savings'])} {_pct_ci(eq['savings_ci95'])}, "
+            f"at 95% of it {_fmt_pct(s95['savings'])} {_pct_ci(s95['savings_ci95'])}")
