@@ -40,12 +40,31 @@ def _planted(n: int, seed: int):
 def test_router_learns_planted_signal_and_is_deterministic(make):
     q_train, Y, _ = _planted(300, 0)
     q_test, _, topic = _planted(100, 1)
-    a = make().fit(q_train, Y)
-    P = a.predict_proba(q_test)
-    assert P.shape == (100, 2) and np.all((P >= 0) & (P <= 1))
+    a = make().fit(q_train, pd.DataFrame(Y, columns=["geo", "poet"]))
+    P = a.p_correct(q_test)  # questions x models, labelled
+    assert P.shape == (100, 2) and list(P.columns) == ["geo", "poet"] and np.all((P >= 0) & (P <= 1))
+    assert P.index.name == "question_id" and list(P.index) == list(q_test["question_id"])
     # the model that is right on the topic gets the higher predicted success, on new questions
-    assert np.mean(np.argmax(P, axis=1) == topic) > 0.9
-    assert np.allclose(make().fit(q_train, Y).predict_proba(q_test), P)
+    assert np.mean(np.argmax(P.to_numpy(), axis=1) == topic) > 0.9
+    assert np.allclose(make().fit(q_train, Y).p_correct(q_test), P)
+
+
+@pytest.mark.parametrize("make", ROUTERS, ids=["knn", "mf", "classifier"])
+def test_router_is_a_scikit_learn_estimator(make):
+    """repr, get_params and sklearn.base.clone work: a clone has the same parameters and no fitted state."""
+    from sklearn.base import BaseEstimator, clone
+
+    router = make()
+    assert isinstance(router, BaseEstimator)
+    params = router.get_params()
+    assert params["random_state"] == 0 and type(router).__name__ + "(" in repr(router)
+    q, Y, _ = _planted(60, 0)
+    router.fit(q, Y)
+    twin = clone(router)
+    assert twin is not router and twin.get_params() == params and not hasattr(twin, "features_")
+    other = clone(router).set_params(random_state=7)
+    assert other.get_params()["random_state"] == 7 and router.get_params()["random_state"] == 0
+    np.testing.assert_allclose(twin.fit(q, Y).p_correct(q), router.p_correct(q))
 
 
 def test_router_rejects_misaligned_targets():
