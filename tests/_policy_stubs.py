@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 from bayes_router.data.schema import validate_call_log
 
@@ -29,15 +30,15 @@ def make_log(rows) -> pd.DataFrame:
 
 
 class StubReliability:
-    """predict_proba returning fixed probabilities: pre-call by model; post-call by model and
-    whether the answer was short (completion_tokens < 100), 0 when unparsed. Shape (1, rows)."""
+    """p_correct returning fixed probabilities: pre-call by model; post-call by model and
+    whether the answer was short (completion_tokens < 100), 0 when unparsed. One draw: (1, rows)."""
 
     def __init__(self, stage: str, pre: dict, post_short: dict | None = None, post_long: dict | None = None):
         self.stage, self.pre = stage, pre
         self.post_short, self.post_long = post_short or {}, post_long or {}
         self.covariates_used = ["parsed", "completion_tokens"] if stage == "post" else []
 
-    def predict_proba(self, calls: pd.DataFrame, n_draws=None) -> np.ndarray:
+    def p_correct(self, calls: pd.DataFrame, n_draws=None) -> xr.DataArray:
         models = calls["model"].astype(str).to_numpy()
         if self.stage == "pre":
             p = np.array([self.pre[m] for m in models])
@@ -45,7 +46,8 @@ class StubReliability:
             short = calls["completion_tokens"].to_numpy() < 100
             p = np.array([self.post_short[m] if s else self.post_long[m] for m, s in zip(models, short, strict=True)])
             p = np.where(calls["parsed"].to_numpy(dtype=bool), p, 0.0)
-        return p[None, :].astype(np.float32)
+        return xr.DataArray(p[None, :].astype(np.float32), dims=("draw", "call"),
+                            coords={"draw": [0], "call": calls.index.to_numpy()})
 
 
 _REAL: dict = {}

@@ -1,4 +1,4 @@
-"""Hierarchical reliability models (issue 3) on SIMULATED logs with known truth, plus one
+"""Hierarchical reliability models on SIMULATED logs with known truth, plus one
 real-data smoke test. Fits are small (3 models x 300 questions, few draws) and shared
 through :func:`fitted` so the whole file stays within its CI budget."""
 
@@ -89,7 +89,7 @@ def test_post_call_learns_long_answers_are_wrong_and_drops_missing_covariates():
     train, _ = split()
     rm = ReliabilityModel("post")
     with pytest.warns(UserWarning, match="confidence.*latency_s"):
-        rm.build_model(train)
+        rm.plan(train)
     fit = fitted("post")
     assert fit.covariates_used == ["log_question_chars", "completion_tokens", "parsed"]
     assert set(fit.covariates_dropped) == {"confidence", "latency_s"}
@@ -104,9 +104,9 @@ def test_post_call_uses_confidence_and_latency_when_the_log_holds_them(sim_log_p
     rm = ReliabilityModel("post")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # nothing is left out, so nothing is warned
-        rm.build_model(load_call_log(sim_log_path))
-    assert rm.covariates_used == ["log_question_chars", "completion_tokens", "parsed", "confidence", "latency_s"]
-    assert rm.covariates_dropped == {}
+        design = rm.plan(load_call_log(sim_log_path)).design
+    assert design.covariates_used == ["log_question_chars", "completion_tokens", "parsed", "confidence", "latency_s"]
+    assert design.covariates_dropped == {}
 
 
 def test_partly_missing_covariate_is_left_out_not_imputed():
@@ -116,39 +116,43 @@ def test_partly_missing_covariate_is_left_out_not_imputed():
     log.loc[:10, "confidence"] = np.nan
     rm = ReliabilityModel("post")
     with pytest.warns(UserWarning, match="confidence: null in 11 of"):
-        rm.build_model(log)
-    assert "confidence" not in rm.covariates_used
+        design = rm.plan(log).design
+    assert "confidence" not in design.covariates_used
 
 
-def test_predict_proba_shapes_hurdle_and_unseen_levels():
+def test_p_correct_shapes_labels_hurdle_and_unseen_levels():
     _, test = split()
     rm = fitted("post")
     calls = test.drop(columns=["correct"])  # predict never needs the outcome
-    P = rm.predict_proba(calls)
+    da = rm.p_correct(calls)
     n_draws = rm.idata.posterior.sizes["chain"] * rm.idata.posterior.sizes["draw"]
-    assert P.shape == (n_draws, len(test))
+    assert da.dims == ("draw", "call") and da.shape == (n_draws, len(test))
+    assert list(da["call"].values) == list(calls.index) and list(da["draw"].values) == list(range(n_draws))
+    P = da.values
     assert np.all((P >= 0) & (P <= 1))
     unparsed = ~test["parsed"].to_numpy()
     assert unparsed.any() and np.all(P[:, unparsed] == 0.0)  # the hurdle: unparsed is wrong for sure
     assert np.all(P[:, ~unparsed] > 0)
-    assert rm.predict_proba(calls, n_draws=50).shape == (50, len(test))
+    thin = rm.p_correct(calls, n_draws=50)
+    assert thin.shape == (50, len(test)) and thin["draw"].values[-1] == n_draws - 1  # evenly spaced, to the last
+    np.testing.assert_array_equal(thin.values, P[thin["draw"].values])
 
     new = calls.head(40).copy()
     new["model"] = "never-seen-model"
     new.loc[new.index[:20], "subject"] = "never-seen-subject"
-    Pn = rm.predict_proba(new)
+    Pn = rm.p_correct(new).values
     assert Pn.shape == (n_draws, 40) and np.isfinite(Pn).all()
     # a new model borrows the population: its P spreads wider than a known model's on the same calls
-    known = rm.predict_proba(calls.head(40))
+    known = rm.p_correct(calls.head(40)).values
     parsed = new["parsed"].to_numpy()
     assert Pn[:, parsed].std(0).mean() > known[:, parsed].std(0).mean()
 
 
-def test_predict_proba_matches_the_pymc_graph():
-    """The numpy predictor equals the model's own linear predictor on the training calls."""
+def test_p_correct_matches_the_posterior_effects():
+    """The numpy predictor equals the posterior's own effects combined by hand on a training call."""
     train, _ = split()
     rm = fitted("pre")
-    P = rm.predict_proba(train.head(30), n_draws=None)
+    P = rm.p_correct(train.head(30), n_draws=None).values
     post = rm.idata.posterior.stack(sample=("chain", "draw"))
     row = train.iloc[5]
     x = (np.log(row.question_chars) - rm.standardization["log_question_chars"]["mean"]) / rm.standardization["log_question_chars"]["sd"]
@@ -169,14 +173,14 @@ def test_likelihood_is_the_bernoulli_likelihood_of_the_calls(stage, slopes):
 
 
 def _check_likelihood(rm, train, stage):
+    plan = rm.plan(train)
     model = rm.build_model(train)
     obs_logp = model.compile_fn(model.logp(vars=model.observed_RVs), inputs=model.value_vars, point_fn=True,
                                 on_unused_input="ignore")
     effects = model.compile_fn(model.replace_rvs_by_values([model[v] for v in ("alpha", "beta", "gamma", "slope")]),
                                inputs=model.value_vars, point_fn=True, on_unused_input="ignore")
-    X = rm._design(train)
-    m = pd.Categorical(train["model"], categories=rm.models).codes
-    s = pd.Categorical(train["subject"], categories=rm.subjects).codes
+    X = plan.design.matrix(train)
+    m, s = plan.design.codes(train)
     y = train["correct"].to_numpy(bool)
     rng = np.random.default_rng(0)
     ours, reference = [], []
@@ -191,17 +195,17 @@ def _check_likelihood(rm, train, stage):
         reference.append(float(ll.sum()))
     np.testing.assert_allclose(np.diff(ours), np.diff(reference), rtol=1e-9, atol=1e-7)
     assert len(set(np.round(reference, 6))) == 3  # the points differ, so the check has teeth
-    return model
+    return model, plan
 
 
-def test_predict_proba_is_row_order_equivariant():
+def test_p_correct_is_row_order_equivariant():
     """Rows interleaved across models give the same per-row draws as rows grouped by model."""
     _, test = split()
     rm = fitted("post")
     perm = np.random.default_rng(0).permutation(len(test))
-    P = rm.predict_proba(test)
+    P = rm.p_correct(test).values
     # equal up to float32 rounding (BLAS blocks rows differently)
-    np.testing.assert_allclose(rm.predict_proba(test.iloc[perm]), P[:, perm], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(rm.p_correct(test.iloc[perm]).values, P[:, perm], rtol=0, atol=1e-6)
 
 
 def test_predict_refuses_missing_covariate_values():
@@ -210,7 +214,7 @@ def test_predict_refuses_missing_covariate_values():
     bad = test.head(5).copy()
     bad["completion_tokens"] = pd.array([1, None, 3, 4, 5], dtype="Int64")
     with pytest.raises(InputError, match="completion_tokens"):
-        rm.predict_proba(bad)
+        rm.p_correct(bad)
 
 
 def test_save_load_round_trip_gives_identical_predictions(tmp_path):
@@ -222,19 +226,34 @@ def test_save_load_round_trip_gives_identical_predictions(tmp_path):
     assert rm2.covariates_used == rm.covariates_used and rm2.standardization == rm.standardization
     new = test.copy()
     new.loc[new.index[:9], "model"] = "unseen"
-    np.testing.assert_array_equal(rm2.predict_proba(new), rm.predict_proba(new))
+    np.testing.assert_array_equal(rm2.p_correct(new).values, rm.p_correct(new).values)
     assert rm2.metadata["train_question_ids"] == rm.metadata["train_question_ids"]
 
 
 def test_prior_predictive_check_leaves_a_fitted_model_unchanged():
     train, test = split()
     rm = fitted("pre")
-    before = rm.predict_proba(test)
+    before = rm.p_correct(test).values
     other = test.sample(150, random_state=0)  # other rows, so another standardization
     prior = rm.prior_predictive_accuracy(other, samples=50, seed=2)
     assert prior.shape == (50, 3) and list(prior.columns) == sorted(other["model"].unique())
     assert ((prior >= 0) & (prior <= 1)).all().all() and prior.std().min() > 0.05  # priors are not degenerate
-    np.testing.assert_array_equal(rm.predict_proba(test), before)
+    np.testing.assert_array_equal(rm.p_correct(test).values, before)
+
+
+def test_build_model_leaves_a_fitted_model_unchanged():
+    """Building a graph for another log (one model, other rows) changes nothing on a fitted model:
+    not its models, subjects, standardization, parameterization, nor its predictions."""
+    train, test = split()
+    rm = fitted("pre")
+    before = rm.p_correct(test).values
+    state = (list(rm.models), list(rm.subjects), json.dumps(rm.standardization), json.dumps(rm.metadata, default=str))
+    one_model = train[train["model"] == rm.models[0]].head(60)
+    graph = rm.build_model(one_model)
+    assert list(graph.coords["model"]) == [rm.models[0]]  # the graph is the other log's
+    assert (list(rm.models), list(rm.subjects), json.dumps(rm.standardization),
+            json.dumps(rm.metadata, default=str)) == state
+    np.testing.assert_array_equal(rm.p_correct(test).values, before)
 
 
 @pytest.mark.parametrize("sampler", ["pymc", "nutpie"])
@@ -276,20 +295,19 @@ def test_auto_parameterization_follows_how_strongly_the_data_pin_each_level():
         assert np.all(np.asarray(a["spread_lower"]) > np.asarray(a["se"]))
     # the chosen form is recorded with the fit, and an explicit choice is kept as given
     train, _ = split()
-    rm = ReliabilityModel("pre")
-    rm.build_model(train)
-    assert set(rm.metadata["parameterization"]) == {"model_effects", "subject_effects", "interaction_effects",
-                                                    "slope_effects"}
-    assert rm.metadata["parameterization_evidence"]["slope_effects"]["choice"] == rm.parameterization("slope_effects")
+    par = ReliabilityModel("pre").plan(train).parameterization
+    assert set(par.chosen) == {"model_effects", "subject_effects", "interaction_effects", "slope_effects"}
+    assert par.evidence["slope_effects"]["choice"] == par.chosen["slope_effects"]
     fixed = ReliabilityModel("pre", model_config={"interaction_effects": {"parameterization": "centered"}})
     model = fixed.build_model(train)
-    assert fixed.parameterization("interaction_effects") == "centered" and "z_gamma" not in model.named_vars
+    assert fixed.plan(train).parameterization.chosen["interaction_effects"] == "centered"
+    assert "z_gamma" not in model.named_vars and "gamma" in model.named_vars
 
 
 def test_slopes_are_parameterized_per_covariate(monkeypatch):
     """Slopes that spread widely are centered, slopes on the edge get zero-sum innovations, in one
     model ("mixed"); its likelihood is still the calls' Bernoulli likelihood and it predicts."""
-    import bayes_router.models.reliability as rel
+    import bayes_router.models.reliability.parameterization as rel
 
     rng = np.random.default_rng(1)
     data = _cells(rng, 12, 8, 400, interaction_sd=0.3, slope_sd=[0.5, 0.0])
@@ -305,25 +323,26 @@ def test_slopes_are_parameterized_per_covariate(monkeypatch):
 
     monkeypatch.setattr(rel, "choose_parameterization", mixed)
     rm = ReliabilityModel("post")
-    model = _check_likelihood(rm, train, "post")
-    assert rm.slope_parameterizations() == ["zero-sum", "centered"] == list(rm.metadata["slope_parameterization"].values())
+    model, plan = _check_likelihood(rm, train, "post")
+    assert plan.parameterization.slope_kinds(plan.design.slope_covariates) == ["zero-sum", "centered"]
     assert {"z_slope", "slope_centered", "alpha_at_mean"} <= set(model.named_vars)  # shift by the centered slope
     _quiet_fit(rm, train, draws=40, tune=40)
-    P = rm.predict_proba(test.assign(model=test["model"].where(test["model"] != rm.models[0], "unseen")))
+    assert rm.slope_parameterizations() == ["zero-sum", "centered"] == list(rm.metadata["slope_parameterization"].values())
+    P = rm.p_correct(test.assign(model=test["model"].where(test["model"] != rm.models[0], "unseen"))).values
     assert P.shape[1] == len(test) and np.isfinite(P).all()
 
 
 def test_bad_configuration_and_unfitted_use_are_input_errors(tmp_path):
     with pytest.raises(InputError, match="stage"):
         ReliabilityModel("during")
-    with pytest.raises(InputError, match="unknown prior"):
+    with pytest.raises(InputError, match="unknown key 'sigma_everything'"):
         ReliabilityModel("pre", model_config={"sigma_everything": {"sigma": 1}})
     with pytest.raises(InputError, match="subject_effects parameterization"):  # zero-sum is for slopes only
         ReliabilityModel("pre", model_config={"subject_effects": {"parameterization": "zero-sum"}})
     with pytest.raises(InputError, match="slope_effects parameterization"):
         ReliabilityModel("pre", model_config={"slope_effects": {"parameterization": "sideways"}})
     with pytest.raises(InputError, match="not fitted"):
-        ReliabilityModel("pre").predict_proba(simulated()[0].head(3))
+        ReliabilityModel("pre").p_correct(simulated()[0].head(3))
     with pytest.raises(InputError, match="no such posterior"):
         ReliabilityModel.load(tmp_path / "missing.nc")
     (tmp_path / "junk.nc").write_text("not netcdf")
@@ -379,7 +398,7 @@ def test_real_trio_smoke(real_trio_log):
         warnings.simplefilter("ignore")
         rm.fit(rows_for(real_trio_log, models, tr), draws=100, tune=100, chains=2, seed=0, progress=False)
     assert rm.covariates_dropped.keys() == {"confidence", "latency_s"}  # the public logs hold neither
-    P = rm.predict_proba(rows_for(real_trio_log, models, te))
+    P = rm.p_correct(rows_for(real_trio_log, models, te)).values
     assert P.shape == (200, len(te) * 3)
     acc = rows_for(real_trio_log, models, tr)["correct"].mean()
     assert abs(float(P.mean()) - acc) < 0.1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 from bayes_router.data.prices import call_cost_usd
 from bayes_router.data.schema import validate_call_log
@@ -20,9 +21,11 @@ class StubReliability:
         self.p = p
         self.n_draws = n_draws
 
-    def predict_proba(self, calls: pd.DataFrame, n_draws=None) -> np.ndarray:
+    def p_correct(self, calls: pd.DataFrame, n_draws=None) -> xr.DataArray:
+        """The fixed p(correct) of each call, repeated over ``n_draws`` draws: DataArray (draw, call)."""
         row = np.array([self.p[(int(q), str(m))] for q, m in zip(calls["question_id"], calls["model"], strict=True)])
-        return np.tile(row, (self.n_draws, 1))
+        return xr.DataArray(np.tile(row, (self.n_draws, 1)), dims=("draw", "call"),
+                            coords={"draw": np.arange(self.n_draws), "call": calls.index.to_numpy()})
 
 
 def tiny_log(correct: np.ndarray, prompt_tokens=None, completion_tokens=None, models=MODELS) -> pd.DataFrame:

@@ -46,12 +46,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policies", default=None, metavar="P,Q",
                    help="comma-separated policy names (default: all registered)")
     p.add_argument("-o", "--output", required=True, metavar="RESULTS.json", help="where to write the results")
-    p.add_argument("--sampler", default="nutpie", choices=("nutpie", "pymc", "numpyro", "advi"),
+    p.add_argument("--sampler", default=None, choices=("nutpie", "pymc", "numpyro", "advi"),
                    help="sampler of the Bayesian reliability fits (default nutpie)")
     p.add_argument("--draws", type=int, default=None,
                    help="posterior draws per chain (default: 4000 in total, i.e. 2000 per chain with 2 chains)")
-    p.add_argument("--tune", type=int, default=1000, help="tuning steps per chain (default 1000)")
-    p.add_argument("--chains", type=int, default=2, help="chains (default 2)")
+    p.add_argument("--tune", type=int, default=None, help="tuning steps per chain (default 1000)")
+    p.add_argument("--chains", type=int, default=None, help="chains (default 2)")
+    p.add_argument("--config", default=None, metavar="FILE",
+                   help="YAML or JSON file with the reliability model's model_config (priors: dist and "
+                        "parameters; parameterization per effect) and sampler_config (sampler, draws, tune, "
+                        "chains, cores, target_accept, max_log_likelihood_cells, advi_iterations, length_bin); "
+                        "--sampler/--draws/--tune/--chains given on the command line win")
     p.add_argument("--pre-posterior", default=None, metavar="POSTERIOR.nc",
                    help="reuse a pre-call posterior from `bayes-router fit` (must be fitted on this very split)")
     p.add_argument("--post-posterior", default=None, metavar="POSTERIOR.nc",
@@ -89,6 +94,13 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}")
     if args.questions is not None and args.questions < 2:
         raise InputError(f"--questions must be at least 2, got {args.questions}")
+    if not args.cost_scale >= 0 or args.cost_scale == float("inf"):
+        raise InputError(f"--cost-scale must be a non-negative number (per USD), got {args.cost_scale}")
+    from bayes_router.models.reliability import read_config_file
+
+    model_config, sampler_config = read_config_file(args.config) if args.config else ({}, {})
+    flags = {"sampler": args.sampler, "draws": args.draws, "tune": args.tune, "chains": args.chains}
+    sampler_config = {**sampler_config, **{k: v for k, v in flags.items() if v is not None}}
     t0 = time.perf_counter()
     log = load_call_log(args.log)
     questions = load_questions(args.log) if questions_path(args.log).exists() else None
@@ -113,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         results = evaluate(
             log, models, questions=questions, n_questions=args.questions, test_frac=args.test_frac,
             cost_scale=args.cost_scale, seed=args.seed, policies=policies,
-            sampler_config={"sampler": args.sampler, "draws": args.draws, "tune": args.tune, "chains": args.chains},
+            sampler_config=sampler_config, model_config=model_config,
             progress=not args.no_progress, n_boot=args.n_boot, frontiers=not args.no_frontiers,
             reliability=reliability or None,
         )

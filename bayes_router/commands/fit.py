@@ -43,13 +43,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-frac", type=float, default=0.3, metavar="F",
                    help="share of questions held out for testing (default 0.3)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the question draw, split and sampler")
-    p.add_argument("--sampler", choices=SAMPLERS, default="nutpie",
+    p.add_argument("--sampler", choices=SAMPLERS, default=None,
                    help="NUTS via nutpie (default), PyMC or NumPyro (JAX); or ADVI (approximate)")
     p.add_argument("--draws", type=int, default=None,
                    help="posterior draws per chain (default: 4000 in total, i.e. 2000 per chain with 2 chains)")
-    p.add_argument("--tune", type=int, default=1000, help="tuning steps per chain (default 1000)")
+    p.add_argument("--tune", type=int, default=None, help="tuning steps per chain (default 1000)")
     p.add_argument("--chains", type=int, default=None,
                    help="chains (default: 4 on machines with >= 4 cores, else 2)")
+    p.add_argument("--config", default=None, metavar="FILE",
+                   help="YAML or JSON file with the reliability model's model_config (priors: dist and "
+                        "parameters; parameterization per effect) and sampler_config (sampler, draws, tune, "
+                        "chains, cores, target_accept, max_log_likelihood_cells, advi_iterations, length_bin); "
+                        "--sampler/--draws/--tune/--chains given on the command line win")
     p.add_argument("--strict", action="store_true", help="exit 1 when a convergence diagnostic fails")
     p.add_argument("--no-progress", action="store_true", help="no progress display while sampling")
     p.add_argument("-o", "--output", required=True, metavar="POSTERIOR.nc", help="posterior to write (NetCDF)")
@@ -65,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from bayes_router.data.split import rows_for, sample_questions, train_test_split
     from bayes_router.errors import InputError
     from bayes_router.models.diagnostics import convergence_report, held_out_scores
-    from bayes_router.models.reliability import ReliabilityModel
+    from bayes_router.models.reliability import ReliabilityModel, read_config_file
 
     for name in ("draws", "tune"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
@@ -74,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--chains must be at least 1, got {args.chains}")
     if not str(args.output).endswith(".nc"):
         raise InputError(f"-o {args.output}: the posterior is written as NetCDF; name it *.nc")
+    model_config, sampler_config = read_config_file(args.config) if args.config else ({}, {})
+    rm = ReliabilityModel(stage=args.stage, model_config=model_config, sampler_config=sampler_config)
     log = load_call_log(args.log)
     models = resolve_models(args.models) if args.models is not None else sorted(
         log["model"].astype(str).unique())
@@ -81,9 +88,8 @@ def run(args: argparse.Namespace) -> int:
     train_ids, test_ids = train_test_split(ids, args.test_frac, seed=args.seed)
     train, test = rows_for(log, models, train_ids), rows_for(log, models, test_ids)
     print(f"fit {args.stage}-call model: {len(models)} models, {len(train_ids):,} train / {len(test_ids):,} test "
-          f"questions, {len(train):,} train calls, sampler {args.sampler}")
+          f"questions, {len(train):,} train calls, sampler {args.sampler or rm.sampler_config['sampler']}")
 
-    rm = ReliabilityModel(stage=args.stage)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning)

@@ -376,7 +376,7 @@ def calibration_study(
     from tqdm.auto import tqdm
 
     from bayes_router.data.split import rows_for, sample_questions, train_test_split
-    from bayes_router.policies.learned import ClassifierRouter
+    from bayes_router.policies.routers import ClassifierRouter
 
     models = list(models)
     ids = sample_questions(log, models, n_questions, seed=seed)
@@ -400,11 +400,11 @@ def calibration_study(
         bar.set_postfix_str(name)
         if name == "classifier":
             Y = _correct_matrix(fit_log, models)
-            clf = ClassifierRouter(random_state=seed).fit(q.loc[Y.index].reset_index(), Y.to_numpy())
+            clf = ClassifierRouter(random_state=seed).fit(q.loc[Y.index].reset_index(), Y)
             base[name] = {}
             for part, rows in rows_of.items():
                 qids = np.sort(rows["question_id"].unique())
-                P = pd.DataFrame(clf.predict_proba(q.loc[qids].reset_index()), index=qids, columns=models)
+                P = clf.p_correct(q.loc[qids].reset_index())  # questions x models
                 base[name][part] = P.stack().reindex(
                     pd.MultiIndex.from_arrays([rows["question_id"], rows["model"].astype(str)])).to_numpy()
         else:
@@ -415,7 +415,8 @@ def calibration_study(
             rm.fit(fit_log, sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed, progress=False)
             diagnostics[name] = (convergence_report(rm.idata).to_dict() if sampler != "advi"
                                  else {"sampler": "advi"})
-            base[name] = {part: rm.predict_proba(rows).astype(float).mean(axis=0) for part, rows in rows_of.items()}
+            base[name] = {part: rm.p_correct(rows).values.astype(float).mean(axis=0)
+                          for part, rows in rows_of.items()}
 
     preds, temps = [], []
     for name, by_part in base.items():

@@ -145,7 +145,7 @@ def ppc_accuracy(rm, log: pd.DataFrame, n_draws: int = 400, prob: float = 0.9, s
     interval), ppp (posterior predictive P(rep >= observed)) and inside.
     """
     rng = np.random.default_rng(seed)
-    P = rm.predict_proba(log, n_draws=n_draws)
+    P = rm.p_correct(log, n_draws=n_draws).values
     rep = rng.random(P.shape, dtype=np.float32) < P
     y = log["correct"].to_numpy(dtype=bool)
     keys = log["model"].astype(str) + "\x00" + log["subject"].astype(str)
@@ -218,7 +218,7 @@ def loo_summary(rm) -> dict:
 # ------------------------------------------------------------------ held-out scores
 def _features(rm, log: pd.DataFrame, columns=None):
     """One-hot model, subject, model x subject, the standardized covariates and covariate x model."""
-    X = rm._design(log)
+    X = rm.design_matrix(log)
     m = log["model"].astype(str).to_numpy()
     s = log["subject"].astype(str).to_numpy()
     parts = {f"model={v}": (m == v) for v in rm.models}
@@ -272,7 +272,7 @@ def held_out_scores(rm, train_log: pd.DataFrame, test_log: pd.DataFrame, n_boot:
     [1e-6, 1 - 1e-6] for the log score.
     """
     y = test_log["correct"].to_numpy(dtype=bool)
-    P = rm.predict_proba(test_log).astype(np.float64)
+    P = rm.p_correct(test_log).values.astype(np.float64)
     pm_bayes = P.mean(0)
     # log E_post[p(y | theta)] is log(mean p) for y = 1 and log(1 - mean p) for y = 0 (Bernoulli), exactly
     lpd = _log_score(y, pm_bayes)

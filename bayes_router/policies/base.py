@@ -170,7 +170,11 @@ class RoutingContext:
         lambda in utility = correct - lambda * cost_usd (per USD).
     seed : int
     sampler_config : dict
-        draws / tune / chains / sampler for Bayesian fits (small when quick).
+        The reliability models' ``sampler_config`` (sampler, draws, tune, chains, target_accept, ...;
+        see :data:`bayes_router.models.reliability.DEFAULT_SAMPLER_CONFIG`). Chains default to 2 here,
+        not to the machine's core count, so a context fits the same posterior on every machine.
+    model_config : dict
+        The reliability models' ``model_config`` (priors, parameterizations).
     prices : pd.DataFrame or None
         Price table indexed by model (USD per million tokens). None: recovered from
         the train log's own costs (exact for logs priced with ``call_cost_usd``), which
@@ -186,6 +190,7 @@ class RoutingContext:
     seed: int = 0
     sampler_config: dict = field(default_factory=dict)
     prices: pd.DataFrame | None = None
+    model_config: dict = field(default_factory=dict)
     progress: bool = False
     _reliability: dict = field(default_factory=dict, init=False, repr=False)
     _cache: dict = field(default_factory=dict, init=False, repr=False)
@@ -211,17 +216,9 @@ class RoutingContext:
         if stage not in self._reliability:
             from bayes_router.models.reliability import ReliabilityModel
 
-            cfg = dict(self.sampler_config)
-            rm = ReliabilityModel(stage=stage)
-            rm.fit(
-                self.train_log,
-                sampler=cfg.get("sampler", "nutpie"),
-                draws=cfg.get("draws"),  # None: the model's default (4000 in total)
-                tune=int(cfg.get("tune", 1000)),
-                chains=cfg.get("chains", 2),
-                seed=self.seed,
-                progress=self.progress,
-            )
+            sampler_config = {"chains": 2, **{k: v for k, v in self.sampler_config.items() if v is not None}}
+            rm = ReliabilityModel(stage=stage, model_config=self.model_config, sampler_config=sampler_config)
+            rm.fit(self.train_log, seed=self.seed, progress=self.progress)
             self._reliability[stage] = rm
         return self._reliability[stage]
 
@@ -235,8 +232,7 @@ class RoutingContext:
 
     def success_proba(self, precall_df: pd.DataFrame) -> np.ndarray:
         """Posterior-mean pre-call p(correct), shape (rows,), aligned with ``precall_df``."""
-        draws = self.reliability("pre").predict_proba(precall_df)
-        return np.asarray(draws, dtype=float).mean(axis=0)
+        return self.reliability("pre").p_correct(precall_df).values.astype(float).mean(axis=0)
 
     def model_prices(self) -> pd.DataFrame:
         """(usd_per_m_input, usd_per_m_output) per pool model, indexed by model."""

@@ -5,7 +5,7 @@ Measured per sampler, on the post-call model of 3 models x 4000 questions:
 wall time (compilation included), sampling time, min bulk ESS over the reported
 variables, min bulk ESS per second of wall time, the convergence verdict, and peak
 RSS (MB), and CPU seconds (all threads; on a shared machine CPU seconds divided
-by the cores used estimate the unshared wall time). Then the time of ``predict_proba`` for 4000 questions x 3 models with
+by the cores used estimate the unshared wall time). Then the time of ``p_correct`` for 4000 questions x 3 models with
 1000 posterior draws (median of repeated runs), and the mean time per question of
 online Thompson sampling (route + sequential posterior update) over the same 4000
 questions in one arrival order. ``full_pool`` adds the pre- and
@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 DEFAULT_LOG = "data/logs/mmlu_pro.parquet"
-TARGETS = {"post_trio_4000_fit_s": 120.0, "full_pool_fit_s": 600.0, "predict_proba_ms": 100.0,
+TARGETS = {"post_trio_4000_fit_s": 120.0, "full_pool_fit_s": 600.0, "p_correct_ms": 100.0,
            "online_update_ms": 5.0}
 
 
@@ -104,16 +104,16 @@ def _run_isolated(spec: dict) -> dict:
     return result
 
 
-def time_predict_proba(posterior_path, calls, n_draws: int = 1000, repeats: int = 7) -> dict:
-    """Median and min wall time (ms) of ``predict_proba(calls, n_draws)`` after one warm-up call."""
+def time_p_correct(posterior_path, calls, n_draws: int = 1000, repeats: int = 7) -> dict:
+    """Median and min wall time (ms) of ``p_correct(calls, n_draws)`` after one warm-up call."""
     from bayes_router.models.reliability import ReliabilityModel
 
     rm = ReliabilityModel.load(posterior_path)
-    rm.predict_proba(calls, n_draws=n_draws)  # warm-up: caches the flattened posterior
+    rm.p_correct(calls, n_draws=n_draws)  # warm-up: caches the flattened posterior
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        P = rm.predict_proba(calls, n_draws=n_draws)
+        P = rm.p_correct(calls, n_draws=n_draws)
         times.append((time.perf_counter() - t0) * 1e3)
     return {"rows": int(len(calls)), "draws": int(P.shape[0]), "median_ms": float(np.median(times)),
             "min_ms": float(np.min(times)), "repeats": repeats}
@@ -166,9 +166,9 @@ def run_bench(log_path: str | None = DEFAULT_LOG, models="trio", n_questions: in
         if Path(saved).exists():
             calls, _ = _bench_data(log_path, models, n_questions, seed)
             calls = calls.drop(columns=["correct"])
-            out["predict_proba"] = time_predict_proba(saved, calls, n_draws=1000)
-            print(f"  predict_proba {out['predict_proba']['rows']} rows x {out['predict_proba']['draws']} draws: "
-                  f"{out['predict_proba']['median_ms']:.1f} ms (median)", flush=True)
+            out["p_correct"] = time_p_correct(saved, calls, n_draws=1000)
+            print(f"  p_correct {out['p_correct']['rows']} rows x {out['p_correct']['draws']} draws: "
+                  f"{out['p_correct']['median_ms']:.1f} ms (median)", flush=True)
     from bayes_router.study.online import time_online_updates
 
     calls, _ = _bench_data(log_path, models, n_questions, seed)  # Thompson sampling, one question at a time
@@ -192,8 +192,8 @@ def run_bench(log_path: str | None = DEFAULT_LOG, models="trio", n_questions: in
     nut = out["post_call_trio"].get("nutpie", {})
     if "wall_s" in nut and not quick:
         met["post_trio_4000_fit_s"] = bool(nut["wall_s"] <= TARGETS["post_trio_4000_fit_s"] and nut["converged"])
-    if "predict_proba" in out:
-        met["predict_proba_ms"] = bool(out["predict_proba"]["median_ms"] <= TARGETS["predict_proba_ms"])
+    if "p_correct" in out:
+        met["p_correct_ms"] = bool(out["p_correct"]["median_ms"] <= TARGETS["p_correct_ms"])
     for stage, res in out.get("full_pool", {}).items():
         if "wall_s" in res:
             met[f"full_pool_{stage}_fit_s"] = bool(res["wall_s"] <= TARGETS["full_pool_fit_s"] and res["converged"])

@@ -35,7 +35,12 @@ from bayes_router.data.split import (
 )
 from bayes_router.errors import InputError
 from bayes_router.models.diagnostics import convergence_report
-from bayes_router.models.reliability import check_fitted_on, default_draws
+from bayes_router.models.reliability import (
+    check_fitted_on,
+    default_draws,
+    resolve_model_config,
+    resolve_sampler_config,
+)
 from bayes_router.policies import REGISTRY, default_policy_names, make_policy
 from bayes_router.policies.adaptive import combining_summary
 from bayes_router.policies.base import Policy, RoutingContext, TestCalls
@@ -96,10 +101,12 @@ def prepare(
     log: pd.DataFrame, models: Sequence[str], questions: pd.DataFrame | None = None,
     n_questions: int | None = None, test_frac: float = 0.3, cost_scale: float = 0.0, seed: int = 0,
     sampler_config: dict | None = None, prices: pd.DataFrame | None = None, progress: bool = False,
-    reliability: dict | None = None, exclude_answer_key_conflicts: bool = True,
+    reliability: dict | None = None, exclude_answer_key_conflicts: bool = True, model_config: dict | None = None,
 ) -> EvaluationSetup:
     """Sample questions answered by every model, split by question, build the train-only context.
 
+    ``sampler_config`` / ``model_config``: the reliability models' configurations (checked here,
+    before any work; see :class:`~bayes_router.models.reliability.ReliabilityModel`).
     ``reliability``: optional {"pre"/"post": fitted ReliabilityModel} to use instead of
     fitting on the train split (they must have been fitted on these train questions only).
     ``exclude_answer_key_conflicts``: leave out questions whose key differs among the pool's
@@ -107,11 +114,13 @@ def prepare(
     """
     models = list(models)
     if len(models) < 1:
-        raise InputError("--models: name at least one model")
+        raise InputError("models: name at least one model")
     if len(set(models)) != len(models):
-        raise InputError(f"--models: a model is listed twice: {models}")
+        raise InputError(f"models: a model is listed twice: {models}")
     if not np.isfinite(cost_scale) or cost_scale < 0:
-        raise InputError(f"--cost-scale must be a non-negative number (per USD), got {cost_scale}")
+        raise InputError(f"cost_scale must be a non-negative number (per USD), got {cost_scale}")
+    resolve_model_config(model_config)
+    resolve_sampler_config({k: v for k, v in (sampler_config or {}).items() if v is not None})
     ids = sample_questions(log, models, n_questions, seed, exclude_answer_key_conflicts)
     n_conflicts = len(answer_key_conflicts(log, models, questions_answered_by_all(log, models)))
     train_ids, test_ids = train_test_split(ids, test_frac, seed)
@@ -130,7 +139,7 @@ def prepare(
         sampler_config["draws"] = default_draws(int(sampler_config["chains"]))
     ctx = RoutingContext(
         train_log=train_log, models=models, questions=questions, cost_scale=float(cost_scale), seed=seed,
-        sampler_config=sampler_config, prices=prices, progress=progress,
+        sampler_config=sampler_config, prices=prices, progress=progress, model_config=dict(model_config or {}),
     )
     for stage, model in (reliability or {}).items():
         check_fitted_on(model, models, train_ids, stage)
@@ -216,19 +225,20 @@ def evaluate(
     policies: Sequence[str] | None = None, sampler_config: dict | None = None, progress: bool = True,
     n_boot: int = 1000, frontiers: bool = True, prices: pd.DataFrame | None = None,
     policy_params: dict[str, dict] | None = None, return_details: bool = False,
-    reliability: dict | None = None, exclude_answer_key_conflicts: bool = True,
+    reliability: dict | None = None, exclude_answer_key_conflicts: bool = True, model_config: dict | None = None,
 ):
     """Evaluate routing policies on held-out questions; returns the RESULTS.json dict.
 
     Parameters
     ----------
-    log : call log (DESIGN.md schema); questions : question texts (needed by knn, mf, classifier).
+    log : call log (the call-log schema); questions : question texts (needed by knn, mf, classifier).
     models : the pool, cheapest -> biggest; the last is "the big model".
     n_questions : questions sampled among those every model answered (None: all).
     test_frac : share of them held out for testing. cost_scale : lambda (per USD) in
         utility = correct - lambda * cost_usd. seed : fixes sampling, split, fits and bootstrap.
     policies : registry names (default: every registered policy, always:<m> for each model).
-    sampler_config : draws / tune / chains / sampler for the reliability fits.
+    sampler_config : the reliability fits' sampler settings (sampler, draws, tune, chains, target_accept, ...).
+    model_config : the reliability models' priors and parameterizations.
     n_boot : bootstrap resamples of the test questions for every interval.
     frontiers : sweep each policy's knob for its cost-accuracy frontier (else one point each).
     policy_params : name -> extra constructor parameters (e.g. {"mip": {"time_limit_s": 30}}).
@@ -241,7 +251,7 @@ def evaluate(
 
     t_start = time.perf_counter()
     setup = prepare(log, models, questions, n_questions, test_frac, cost_scale, seed, sampler_config,
-                    prices, progress, reliability, exclude_answer_key_conflicts)
+                    prices, progress, reliability, exclude_answer_key_conflicts, model_config)
     models = setup.models
     skipped: dict[str, str] = {}
     if policies:
@@ -249,11 +259,11 @@ def evaluate(
     else:  # a policy that reads stated confidence is left out of the defaults on a log without it
         names, skipped = _without_unusable(default_policy_names(models), setup.ctx.train_log)
     if len(set(names)) != len(names):
-        raise InputError(f"--policies: a policy is listed twice: {names}")
+        raise InputError(f"policies: a policy is listed twice: {names}")
     policy_params = policy_params or {}
     outside = [n for n in names if n.startswith("always:") and n[len("always:"):] not in models]
     if outside:  # refused before any posterior is fitted
-        raise InputError(f"--policies: {outside} name models that are not in the pool {models}")
+        raise InputError(f"policies: {outside} name models that are not in the pool {models}")
     built = {name: make_policy(name, **policy_params.get(name, {})) for name in names}  # errors before fitting
     big_name = f"always:{models[-1]}"
 
@@ -318,6 +328,7 @@ def evaluate(
             "ci": "95% percentile bootstrap over test questions (paired across policies)",
             "big_model": models[-1],
             "sampler_config": _jsonable(setup.ctx.sampler_config),
+            "model_config": _jsonable(setup.ctx.model_config),
             "aiq_cost_range": _aiq_range(frontier_points),
             "aiq_convention": "area under each frontier's non-decreasing convex hull over the common cost range, "
                               "flat beyond its last point, zero below its first, divided by the range",
@@ -334,7 +345,7 @@ def evaluate(
 
 
 def quality_targets(results: dict, frontier: pd.DataFrame, policy: str = "bayes-adaptive") -> dict:
-    """Issue 4's quality targets for ``policy`` against always-big, from one evaluation.
+    """The routing quality targets for ``policy`` against always-big, from one evaluation.
 
     ``results``: the RESULTS.json dict of :func:`evaluate`; ``frontier``: the policy's
     :func:`frontier_table` on the same setup. Reports whether some knob value reaches the
