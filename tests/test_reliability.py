@@ -110,13 +110,20 @@ def test_post_call_uses_confidence_and_latency_when_the_log_holds_them(sim_log_p
 
 
 def test_partly_missing_covariate_is_left_out_not_imputed():
+    """Latency (a measurement) partly missing is left out; a confidence signal partly missing is
+    modelled as missing (an indicator) by default, and left out only with signal_missing="drop"."""
     log, _ = simulated()
     log = log.copy()
+    log["latency_s"] = 2.0
+    log.loc[:10, "latency_s"] = np.nan
     log["confidence"] = 0.7
-    log.loc[:10, "confidence"] = np.nan
-    rm = ReliabilityModel("post")
-    with pytest.warns(UserWarning, match="confidence: null in 11 of"):
-        design = rm.plan(log).design
+    log.loc[log.index[log["parsed"]][:11], "confidence"] = np.nan
+    with pytest.warns(UserWarning, match="latency_s: null in 11 of"):
+        design = ReliabilityModel("post").plan(log).design
+    assert "latency_s" not in design.covariates_used
+    assert {"confidence", "confidence_missing"} <= set(design.covariates_used)
+    with pytest.warns(UserWarning, match="confidence: null or 0 in 11 of"):
+        design = ReliabilityModel("post", model_config={"signal_missing": {"handling": "drop"}}).plan(log).design
     assert "confidence" not in design.covariates_used
 
 

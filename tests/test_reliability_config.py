@@ -53,7 +53,19 @@ PARAMETERIZATION_OVERRIDES = {
 
 
 def test_every_model_config_key_is_tested():
-    assert set(PRIOR_OVERRIDES) | set(PARAMETERIZATION_OVERRIDES) == set(DEFAULT_MODEL_CONFIG)
+    assert set(PRIOR_OVERRIDES) | set(PARAMETERIZATION_OVERRIDES) | {"signal_missing"} == set(DEFAULT_MODEL_CONFIG)
+
+
+def test_signal_missing_drop_changes_the_graph():
+    log = small_log().copy()  # SIMULATED, with a stated confidence missing on some parsed calls
+    log["confidence"] = np.linspace(0.3, 1.0, len(log))
+    log.loc[log.index[log["parsed"]][:5], "confidence"] = np.nan
+    default = ReliabilityModel("post").build_model(log)
+    dropped = ReliabilityModel("post", model_config={"signal_missing": {"handling": "drop"}}).build_model(log)
+    assert {"confidence", "confidence_missing"} <= set(default.coords["covariate"])
+    assert "confidence" not in dropped.coords["covariate"]
+    with pytest.raises(InputError, match="signal_missing handling must be one of"):
+        ReliabilityModel("post", model_config={"signal_missing": {"handling": "zero"}})
 
 
 @pytest.mark.parametrize("name", sorted(PRIOR_OVERRIDES))

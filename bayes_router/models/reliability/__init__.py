@@ -59,9 +59,14 @@ effects in :meth:`ReliabilityModel.p_correct` (so a new model starts from a
 sensible prior, widened by the between-model spread).
 
 Covariates a log does not hold (the public MMLU-Pro logs have no confidence and
-no latency) are left out automatically, with a warning that names them; they are
-never imputed. Standardization uses the training rows only; its constants are
-stored with the posterior and reused for prediction.
+no latency) are left out automatically, with a warning that names them. The model's
+own confidence signals (stated confidence, mean token probability, decisiveness;
+:data:`~.design.SIGNALS`) enter as the logit of the value clipped to [0.01, 0.99], and
+where a training call lacks one (null, or a stated 0) it is modelled as missing: the
+training mean plus an indicator ``<signal>_missing`` with its own pooled per-model
+slope (``model_config["signal_missing"]``: "indicator", or "drop" to leave the signal
+out). Other covariates are never imputed. Standardization uses the training rows only;
+its constants are stored with the posterior and reused for prediction.
 
 Priors live in :data:`DEFAULT_MODEL_CONFIG`, sampler settings in
 :data:`DEFAULT_SAMPLER_CONFIG`. ``fit`` returns ``arviz.InferenceData``

@@ -38,6 +38,10 @@ DEFAULT_MODEL_CONFIG: dict = {
     # slopes left sigma_interaction and sigma_slope at bulk ESS 242 and 206; centered: 1076 and 549.
     "interaction_effects": {"parameterization": "auto"},
     "slope_effects": {"parameterization": "auto"},
+    # a confidence signal (stated confidence, mean token probability, decisiveness) missing on some training
+    # calls: "indicator" models it as missing (training mean plus a pooled per-model indicator slope; see
+    # design.SIGNALS); "drop" leaves the signal out of the model
+    "signal_missing": {"handling": "indicator"},
 }
 
 #: The prior of each hyperparameter is a location (any real) or a scale (positive).
@@ -55,6 +59,9 @@ PARAMETERIZATIONS = {"model_effects": ("centered", "non-centered"),
                      "subject_effects": ("centered", "non-centered"),
                      "interaction_effects": ("auto", "centered", "non-centered"),
                      "slope_effects": ("auto", "centered", "non-centered", "zero-sum")}
+#: Options that are not priors: key -> (its one setting, the values it takes).
+OPTIONS = {**{key: ("parameterization", kinds) for key, kinds in PARAMETERIZATIONS.items()},
+           "signal_missing": ("handling", ("indicator", "drop"))}
 
 SAMPLERS = ("nutpie", "pymc", "numpyro", "advi")
 STAGES = ("pre", "post")
@@ -139,13 +146,13 @@ def resolve_model_config(overrides: dict | None) -> dict:
         if key in PRIOR_KINDS:
             config[key] = _prior_spec(key, given)
             continue
-        extra = sorted(set(given) - {"parameterization"})
+        setting, valid = OPTIONS[key]
+        extra = sorted(set(given) - {setting})
         if extra:
-            raise InputError(f"model_config[{key!r}]: unknown {extra}; it takes ['parameterization']")
+            raise InputError(f"model_config[{key!r}]: unknown {extra}; it takes [{setting!r}]")
         config[key] = {**config[key], **given}
-        if config[key]["parameterization"] not in PARAMETERIZATIONS[key]:
-            raise InputError(f"model_config: {key} parameterization must be one of {PARAMETERIZATIONS[key]}, "
-                             f"got {config[key]['parameterization']!r}")
+        if config[key][setting] not in valid:
+            raise InputError(f"model_config: {key} {setting} must be one of {valid}, got {config[key][setting]!r}")
     return config
 
 

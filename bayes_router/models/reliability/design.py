@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from bayes_router.data.schema import covariates_present
 from bayes_router.errors import InputError
 
 #: covariate name -> (log column, transform before standardizing). Names are the
@@ -21,23 +20,64 @@ from bayes_router.errors import InputError
 COVARIATES: dict[str, tuple[str, str]] = {
     "log_question_chars": ("question_chars", "log"),
     "completion_tokens": ("completion_tokens", "log1p"),
-    "confidence": ("confidence", "identity"),
+    "confidence": ("confidence", "logit"),
+    "mean_token_prob": ("mean_token_prob", "logit"),
+    "decisiveness": ("decisiveness", "logit"),
     "latency_s": ("latency_s", "log"),
 }
 PRE_COVARIATES = ("log_question_chars",)
-POST_COVARIATES = ("log_question_chars", "completion_tokens", "confidence", "latency_s")
-#: Covariates a log may lack (the public MMLU-Pro logs hold neither); they are left out, never imputed.
-OPTIONAL_COVARIATES = frozenset({"confidence", "latency_s"})
+POST_COVARIATES = ("log_question_chars", "completion_tokens", "confidence", "mean_token_prob", "decisiveness",
+                   "latency_s")
+#: Covariates a log may lack (the public MMLU-Pro logs hold none of them).
+OPTIONAL_COVARIATES = frozenset({"confidence", "mean_token_prob", "decisiveness", "latency_s"})
+#: The model's own confidence signals, each in [0, 1]: stated confidence, mean token probability of the
+#: answer, decisiveness of its wording. A log without a signal's column (the MMLU-Pro logs) simply has
+#: no such covariate. Where a training call lacks one, the default (``signal_missing="indicator"``)
+#: models it as missing: the value is set to the training mean of the stated values (0 once standardized)
+#: and an indicator covariate ``<signal>_missing`` (raw 0/1, not standardized) gets its own per-model slope,
+#: pooled like the others. Why not drop the calls or the covariate: missingness carries signal (in the
+#: calibration study, Nemotron Nano 8B's parsed answers without a stated confidence are right 52% of the
+#: time against 41% overall). ``"drop"`` (leave the signal out when a training call lacks it) remains for
+#: comparison. Latency is a measurement, not a signal: a log missing some is left out, as before.
+SIGNALS = ("confidence", "mean_token_prob", "decisiveness")
+SIGNAL_MISSING = ("indicator", "drop")
+MISSING_SUFFIX = "_missing"
+#: Verbal signals whose exact 0 means "none stated": in the calibration study 97% of Mixtral-8x7B's (a base
+#: model's) stated confidences are 0 and its parsed answers with 0 are right 10% of the time, chance on 10
+#: options, against 47% with any other value; elsewhere 0 is rare (0.1-1% of a model's calls). Read as a
+#: value, 0 would sit at the bottom of the logit scale with the most leverage on the slope; read as missing,
+#: the indicator still learns that such answers are mostly wrong. Mean token probability is never 0.
+ZERO_IS_MISSING = frozenset({"confidence", "decisiveness"})
+#: Signals are clipped to this range before the logit. Stated confidence is a whole percent (0-100), so the
+#: scale's ends, 1 and 100%, are clipped to 1 and 99% (logit +-4.6): "100%" is no certainty (in the study
+#: Qwen3-235B is right on 94% of its "100%" answers, Qwen3-30B on 88%) and an unclipped logit would be
+#: infinite. Models heap at 0.85/0.9/0.95/1.0; on the logit scale those steps are 1.2 then 1.65, close to
+#: the steps of the observed accuracies' logits (Qwen3-30B: 1.07 then 1.33), while on the raw scale the
+#: last step would be half the first.
+SIGNAL_CLIP = (0.01, 0.99)
 
 
 def transform(values, how: str) -> np.ndarray:
-    """The transform applied before standardizing ("log", "log1p" or "identity")."""
+    """The transform applied before standardizing ("log", "log1p", "logit" of the value clipped to
+    :data:`SIGNAL_CLIP`, or "identity"); NaN stays NaN."""
     values = np.asarray(values, dtype=float)
     if how == "log":
         return np.log(np.maximum(values, 1e-3))
     if how == "log1p":
         return np.log1p(np.maximum(values, 0.0))
+    if how == "logit":
+        v = np.clip(values, *SIGNAL_CLIP)
+        return np.log(v) - np.log1p(-v)
     return values
+
+
+def signal_missing_mask(calls: pd.DataFrame, name: str) -> np.ndarray:
+    """Bool (rows,): the signal ``name`` is missing in each call (null, or an exact 0 where
+    :data:`ZERO_IS_MISSING`); all True when the column is absent."""
+    if name not in calls.columns:
+        return np.ones(len(calls), dtype=bool)
+    raw = pd.to_numeric(calls[name], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    return np.isnan(raw) | ((raw == 0.0) if name in ZERO_IS_MISSING else False)
 
 
 def check_log(log: pd.DataFrame, need_correct: bool) -> None:
@@ -50,17 +90,37 @@ def check_log(log: pd.DataFrame, need_correct: bool) -> None:
         raise InputError("call log: no rows to fit")
 
 
-def choose_covariates(log: pd.DataFrame, stage: str) -> tuple[list[str], dict[str, str]]:
+def choose_covariates(log: pd.DataFrame, stage: str, signal_missing: str = "indicator"
+                      ) -> tuple[list[str], dict[str, str]]:
     """(covariates used, {left out: why}) for a training log; warns naming what is left out.
 
-    The post stage lists ``parsed`` (the hurdle, not a slope) right after the token count.
+    The post stage lists ``parsed`` (the hurdle, not a slope) right after the token count, and a
+    signal's missing-value indicator right after the signal (``signal_missing``: :data:`SIGNAL_MISSING`).
+    A signal is missing where a *parsed* training call lacks it: the hurdle decides the unparsed ones.
     """
-    present = covariates_present(log)
+    if signal_missing not in SIGNAL_MISSING:
+        raise InputError(f"signal_missing must be one of {SIGNAL_MISSING}, got {signal_missing!r}")
+    parsed = log["parsed"].to_numpy(dtype=bool) if stage == "post" and "parsed" in log.columns \
+        else np.ones(len(log), dtype=bool)
     used, dropped = [], {}
     for name in PRE_COVARIATES if stage == "pre" else POST_COVARIATES:
         col = COVARIATES[name][0]
+        if name in SIGNALS:
+            if col not in log.columns:  # a log of a source without this signal: nothing left out
+                continue
+            missing = signal_missing_mask(log, col)
+            if missing.all():
+                dropped[name] = "not in the log (all null)"
+                continue
+            n_missing = int((missing & parsed).sum())
+            if n_missing and signal_missing == "drop":
+                dropped[name] = (f"null{' or 0' if name in ZERO_IS_MISSING else ''} in {n_missing} of "
+                                 f"{int(parsed.sum())} parsed training rows (signal_missing='drop')")
+                continue
+            used += [name, name + MISSING_SUFFIX] if n_missing else [name]
+            continue
         if name in OPTIONAL_COVARIATES:
-            if not present[col]:
+            if col not in log.columns or not log[col].notna().any():
                 dropped[name] = "not in the log (all null)"
                 continue
             n_null = int(log[col].isna().sum())
@@ -96,34 +156,61 @@ class Design:
         return [c for c in self.covariates_used if c != "parsed"]
 
     @classmethod
-    def from_training_log(cls, stage: str, log: pd.DataFrame) -> Design:
-        """The design of a fit on ``log`` (standardized over all its rows, unparsed ones included)."""
+    def from_training_log(cls, stage: str, log: pd.DataFrame, signal_missing: str = "indicator") -> Design:
+        """The design of a fit on ``log`` (standardized over all its rows, unparsed ones included; a
+        signal over its stated values; a missing-value indicator is not standardized)."""
         check_log(log, need_correct=True)
-        used, dropped = choose_covariates(log, stage)
+        used, dropped = choose_covariates(log, stage, signal_missing)
         design = cls(stage, sorted(log["model"].astype(str).unique().tolist()),
                      sorted(log["subject"].astype(str).unique().tolist()), used, dropped)
         for name in design.slope_covariates:
+            if name.endswith(MISSING_SUFFIX):
+                design.standardization[name] = {"mean": 0.0, "sd": 1.0}
+                continue
             x = design._transformed(log, name)
+            x = x[~np.isnan(x)]
             sd = float(x.std())
             design.standardization[name] = {"mean": float(x.mean()), "sd": sd if sd > 1e-12 else 1.0}
         return design
 
     def _transformed(self, calls: pd.DataFrame, name: str) -> np.ndarray:
+        """The transformed covariate (rows,); a signal is NaN where missing (:func:`signal_missing_mask`)."""
         col, how = COVARIATES[name]
         if col not in calls.columns:
             raise InputError(f"calls: column '{col}' is needed by the {self.stage}-call model but missing")
         raw = pd.to_numeric(calls[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        if name in SIGNALS:
+            return np.where(signal_missing_mask(calls, col), np.nan, transform(raw, how))
         if np.isnan(raw).any():
             raise InputError(f"calls: column '{col}' has {int(np.isnan(raw).sum())} null values; the "
                              f"{self.stage}-call model uses it and does not impute")
         return transform(raw, how)
 
+    def _signal_column(self, calls: pd.DataFrame, name: str) -> np.ndarray:
+        """A signal standardized, missing values at the training mean (0); refused where a parsed call
+        lacks it and the training calls never did (no indicator to carry it)."""
+        x = self._transformed(calls, name)
+        missing = np.isnan(x)
+        parsed = calls["parsed"].to_numpy(dtype=bool) if "parsed" in calls.columns else np.ones(len(x), bool)
+        if (missing & parsed).any() and name + MISSING_SUFFIX not in self.slope_covariates:
+            raise InputError(f"calls: column '{name}' is null{' or 0' if name in ZERO_IS_MISSING else ''} in "
+                             f"{int((missing & parsed).sum())} parsed calls, but no training call lacked it, so "
+                             f"the {self.stage}-call model has no estimate for a missing {name}")
+        st = self.standardization[name]
+        return np.where(missing, 0.0, (x - st["mean"]) / st["sd"])
+
     def matrix(self, calls: pd.DataFrame) -> np.ndarray:
-        """Standardized covariates of ``calls``, shape (rows, len(slope_covariates)), training constants."""
+        """Standardized covariates of ``calls``, shape (rows, len(slope_covariates)), training constants;
+        a missing-value indicator is 0/1 (:data:`SIGNALS`)."""
         cols = []
         for name in self.slope_covariates:
-            st = self.standardization[name]
-            cols.append((self._transformed(calls, name) - st["mean"]) / st["sd"])
+            if name.endswith(MISSING_SUFFIX):
+                cols.append(signal_missing_mask(calls, name[: -len(MISSING_SUFFIX)]).astype(float))
+            elif name in SIGNALS:
+                cols.append(self._signal_column(calls, name))
+            else:
+                st = self.standardization[name]
+                cols.append((self._transformed(calls, name) - st["mean"]) / st["sd"])
         return np.column_stack(cols) if cols else np.zeros((len(calls), 0))
 
     def codes(self, calls: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

@@ -133,7 +133,7 @@ class ReliabilityModel:
     # ----------------------------------------------------------------- model
     def plan(self, train_log: pd.DataFrame) -> FitPlan:
         """What ``train_log`` fixes before sampling; changes nothing on this model."""
-        design = Design.from_training_log(self.stage, train_log)
+        design = Design.from_training_log(self.stage, train_log, self.model_config["signal_missing"]["handling"])
         cells = LikelihoodCells.from_training_log(design, train_log, self.sampler_config["length_bin"])
         par = resolve_parameterizations(self.model_config, cells, len(design.models), len(design.subjects),
                                         design.slope_covariates)
