@@ -28,12 +28,12 @@ bayes-adaptive, cascade, threshold, ndch, ndch-p, mip, knn, mf, classifier.
 Intervals are 95% percentile bootstrap intervals over test questions. Question
 texts (LOG.questions.parquet beside the log) are needed by knn, mf, classifier.
 
-Writes RESULTS.json (DESIGN.md) atomically and prints a table.
+Writes RESULTS.json atomically and prints a table.
 """
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("log", metavar="LOG", help="call log (Parquet, DESIGN.md schema)")
+    p.add_argument("log", metavar="LOG", help="call log (Parquet, the call-log schema)")
     p.add_argument("--models", required=True, metavar="POOL|A,B,C",
                    help="a pool name from bayes_router/pools.yaml, or comma-separated models, cheapest "
                         "tier first, the big model last")

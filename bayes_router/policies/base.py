@@ -173,14 +173,14 @@ class RoutingContext:
         The reliability models' ``sampler_config`` (sampler, draws, tune, chains, target_accept, ...;
         see :data:`bayes_router.models.reliability.DEFAULT_SAMPLER_CONFIG`). Chains default to 2 here,
         not to the machine's core count, so a context fits the same posterior on every machine.
-    model_config : dict
-        The reliability models' ``model_config`` (priors, parameterizations).
     prices : pd.DataFrame or None
         Price table indexed by model (USD per million tokens). None: recovered from
         the train log's own costs (exact for logs priced with ``call_cost_usd``), which
         keeps expected costs consistent with the costs that are charged.
     progress : bool
         Progress bars in fits.
+    model_config : dict
+        The reliability models' ``model_config`` (priors, parameterizations).
     """
 
     train_log: pd.DataFrame
@@ -190,8 +190,8 @@ class RoutingContext:
     seed: int = 0
     sampler_config: dict = field(default_factory=dict)
     prices: pd.DataFrame | None = None
-    model_config: dict = field(default_factory=dict)
     progress: bool = False
+    model_config: dict = field(default_factory=dict)
     _reliability: dict = field(default_factory=dict, init=False, repr=False)
     _cache: dict = field(default_factory=dict, init=False, repr=False)
 

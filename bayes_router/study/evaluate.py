@@ -7,8 +7,8 @@ pool (fixed seed), splits them BY QUESTION into train and test
 fits each policy on it, and runs each policy on a fresh
 :class:`~bayes_router.policies.base.TestCalls` over the test rows (once at its
 default setting, then once per knob value for its cost-accuracy frontier). The
-result is the RESULTS.json of DESIGN.md; extra keys (``vs_big``, ``meta``) only
-add to it.
+result is the RESULTS.json the README describes (``policies``, ``frontiers``, ``aiq``); extra
+keys (``vs_big``, ``meta``) only add to it.
 
 Scoring: a question is right when the policy's final letter equals the answer
 (no answer counts as wrong); its cost is the realized ``cost_usd`` (USD) of
