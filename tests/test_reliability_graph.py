@@ -36,3 +36,22 @@ def test_the_graph_covers_seen_levels_only():
     rm = fitted("pre")
     with pytest.raises(InputError, match="seen in training"):
         rm.p_correct_model(test.head(3).assign(model="never-seen"))
+
+
+def test_p_correct_equals_the_linear_predictor_in_numpy():
+    """The same definition the graph uses, evaluated in NumPy on single draws, gives p_correct's draws."""
+    from bayes_router.models.reliability import linear_predictor
+
+    _, test = split()
+    rm = fitted("post")
+    calls = test.iloc[::5]
+    ours = rm.p_correct(calls).values
+    post = {v: rm.idata.posterior[v].stack(sample=("chain", "draw")).transpose("sample", ...).to_numpy()
+            for v in ("alpha", "beta", "gamma", "slope")}
+    m, s = rm.design.codes(calls)
+    X = rm.design_matrix(calls)
+    parsed = calls["parsed"].to_numpy(bool)
+    for d in (0, 17, len(ours) - 1):
+        eta = linear_predictor(post["alpha"][d], post["beta"][d], post["gamma"][d], post["slope"][d], m, s, X,
+                               n_subjects=len(rm.subjects))
+        np.testing.assert_allclose(ours[d], np.where(parsed, 1 / (1 + np.exp(-eta)), 0.0), rtol=0, atol=2e-5)
