@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 from _live_fixtures import MODELS, write_simulated_log
 
 from bayes_router.data.io import load_call_log, load_questions
@@ -187,8 +188,8 @@ def test_replay_study_summaries_agree_with_the_store_and_the_server(sim, tmp_pat
     class ConstantModel:  # P(correct) = 0.25 for every call and draw
         models = ["big", "small", "mid"]
 
-        def predict_proba(self, calls, n_draws):
-            return np.full((n_draws, len(calls)), 0.25)
+        def p_correct(self, calls, n_draws):
+            return xr.DataArray(np.full((n_draws, len(calls)), 0.25), dims=("draw", "call"))
 
     acc = rs.held_out_accuracy(ConstantModel(), live, n_draws=20, models=MODELS)
     assert acc["model"].tolist() == MODELS and np.allclose(acc["predicted_mean"], 0.25)

@@ -78,11 +78,8 @@ def held_out_accuracy(rm, test_log: pd.DataFrame, n_draws: int = 400, prob: floa
 
 
 def _p_correct_draws(rm, calls: pd.DataFrame, n_draws: int) -> np.ndarray:
-    """Posterior draws of P(correct), (draws, calls): ``p_correct`` (a DataArray) where the model has it,
-    else the older ``predict_proba`` (an array); the reliability package is moving from one to the other."""
-    if hasattr(rm, "p_correct"):
-        return np.asarray(rm.p_correct(calls.reset_index(drop=True), n_draws=n_draws).values, dtype=float)
-    return np.asarray(rm.predict_proba(calls, n_draws=n_draws), dtype=float)
+    """Posterior draws of P(correct), shape (draws, calls), from the model's labelled ``p_correct``."""
+    return np.asarray(rm.p_correct(calls.reset_index(drop=True), n_draws=n_draws).values, dtype=float)
 
 
 def plot_live_collection(timeline: pd.DataFrame, accuracy: pd.DataFrame, estimated_usd: float | None = None,
