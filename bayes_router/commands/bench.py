@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "benchmark the reliability models: nutpie vs PyMC NUTS, memory, predict_proba speed"
+HELP = "benchmark the reliability models: nutpie vs PyMC NUTS, memory, p_correct speed, online updates"
 DESCRIPTION = """Benchmark the reliability models and write the numbers as JSON.
 
 Fits the same post-call model (3 models x 4000 questions of LOG, default the trio
@@ -12,7 +12,7 @@ Llama-3.1-8B, Mixtral-8x7B, Llama-3.1-70B) with nutpie and with PyMC's own NUTS,
 each in its own process, and reports for each: wall time (compilation included),
 min bulk ESS, min bulk ESS per second and the nutpie/PyMC ratio, convergence
 (R-hat <= 1.01, ESS >= 400, no divergences) and peak memory (MB). Then times
-predict_proba for 4000 questions x 3 models with 1000 posterior draws (ms).
+p_correct for 4000 questions x 3 models with 1000 posterior draws (ms).
 --full-pool adds the pre- and post-call models on every model and question of
 the log (24 models x 12,032 questions). Every fit draws 4000 in total by default
 (2 x 2000 on 2 cores): with 2 x 1000 the trio's slope spread (3 models) had bulk

@@ -8,7 +8,7 @@ HELP = "write the calls collected in a store as a call log (log_source 'live')"
 DESCRIPTION = """Write the answered calls of a collection store as a call log.
 
 DIR is a --store folder of `bayes-router collect`. The log follows the call-log
-schema (DESIGN.md), log_source "live", with the optional columns mean_token_prob
+schema (bayes_router.data.schema), log_source "live", with the optional columns mean_token_prob
 and ttft_s where real values exist; the question texts go beside it
 (LOG.questions.parquet). The parquet metadata "bayes_router" records the endpoint,
 the dates of the first and last call (UTC), how many calls had estimated tokens or

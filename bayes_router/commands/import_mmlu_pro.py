@@ -9,7 +9,7 @@ HELP = "import the public MMLU-Pro evaluation outputs into a call log (Parquet)"
 DESCRIPTION = """Import the public MMLU-Pro evaluation outputs into a call log.
 
 SRC is a folder of model_outputs_<MODEL>_5shots.zip or .json files, or one file.
-Writes LOG.parquet (one row per question x model, the schema of DESIGN.md) and,
+Writes LOG.parquet (one row per question x model, the call-log schema of bayes_router.data.schema) and,
 beside it, LOG.questions.parquet with the question texts (for text-based routers).
 
 Tokens: completion tokens are counted from the response text with tiktoken's

@@ -34,7 +34,7 @@ the best model per subject in hindsight, plus the mean seconds per update.
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("log", metavar="LOG", help="call log (Parquet, DESIGN.md schema)")
+    p.add_argument("log", metavar="LOG", help="call log (Parquet, the call-log schema)")
     p.add_argument("--models", required=True, metavar="POOL|A,B,C",
                    help="a pool name from bayes_router/pools.yaml, or comma-separated models, cheapest first")
     p.add_argument("--questions", type=int, default=4000, metavar="N", help="questions streamed (default 4000)")

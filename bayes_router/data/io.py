@@ -18,7 +18,7 @@ import pandas as pd
 from bayes_router.data.schema import validate_call_log
 from bayes_router.errors import InputError, SchemaError
 
-#: Question texts live beside the log (not in it, so the log keeps DESIGN.md's
+#: Question texts live beside the log (not in it, so the log keeps the schema's
 #: columns exactly): ``LOG.parquet`` -> ``LOG.questions.parquet`` with columns
 #: question_id (int64), subject (string), text (question plus lettered options).
 QUESTIONS_SUFFIX = ".questions.parquet"

@@ -1,7 +1,7 @@
 """The call-log schema as code: one row per (question, model) call.
 
 Every reader and writer of call logs goes through :func:`validate_call_log`, so a
-log that breaks the contract of DESIGN.md is refused with an error naming the
+log that breaks the call-log schema (:data:`CALL_LOG_COLUMNS`) is refused with an error naming the
 file, the column and a few offending rows, before anything is written.
 """
 

@@ -1,6 +1,6 @@
 """The policy registry: one name -> one class, shared by the harness, the CLI and the notebooks.
 
-Names (DESIGN.md): ``always:<model>`` for each model, ``random``, ``oracle``,
+Names (the command line and RESULTS.json use them): ``always:<model>`` for each model, ``random``, ``oracle``,
 ``bayes-adaptive``, ``cascade``, ``threshold``, ``ndch``, ``ndch-p``, ``mip``,
 ``knn``, ``mf``, ``classifier``. ``always:<model>`` is parsed into
 ``AlwaysPolicy(model=<model>)``.
@@ -37,13 +37,13 @@ def make_policy(name: str, **params) -> Policy:
     return REGISTRY[name](**params)
 
 
-#: The order of DESIGN.md, used for default runs and reports.
+#: The fixed order of default runs and reports: baselines first, then the Bayesian policy and the routers it is compared with.
 CANONICAL_ORDER = ("random", "oracle", "bayes-adaptive", "cascade", "threshold", "ndch", "ndch-p",
                    "mip", "knn", "mf", "classifier")
 
 
 def default_policy_names(models: list[str]) -> list[str]:
-    """Every registered policy for a pool: always:<m> for each model, then the rest (DESIGN.md order)."""
+    """Every registered policy for a pool: always:<m> for each model, then the rest in :data:`CANONICAL_ORDER`."""
     names = [f"always:{m}" for m in models]
     names += [n for n in CANONICAL_ORDER if n in REGISTRY]
     names += [n for n in REGISTRY if n != "always" and n not in names]

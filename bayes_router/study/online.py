@@ -22,7 +22,7 @@ Scoring after each question t (cumulative over questions 1..t, averaged over ord
   hindsight, sum of mean utility(best model of the subject) - mean utility(chosen model),
   means over the stream's questions of that subject. Sublinear growth means learning.
 
-The result is the ONLINE.json dict of DESIGN.md; ``bands``, ``regret_vs_best_fixed`` and
+The result is the ONLINE.json dict (``models``, ``seed``, ``n_questions``, ``warm_start_questions``, ``policies``); ``bands``, ``regret_vs_best_fixed`` and
 ``meta`` only add to it.
 """
 
