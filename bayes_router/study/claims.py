@@ -256,14 +256,28 @@ def pilot_claim(results: dict, pool: str, log: str, policy: str = "bayes-adaptiv
                     "GPT-4 is not in the data, and the counterpart policy was not evaluated")
     s = e["accuracy_share_at_big_cost"]["25"]
     big = results["models"][-1]
-    has_gpt4o = any(m.startswith("gpt-4o-2024") for m in results["models"])
     measured = (f"{policy}: share of always-{big}'s accuracy at 25% of its cost {s['share']:.3f} "
                 f"{_fmt_ci(s['share_ci95'])}")
-    why = ("GPT-4 is not in the data" + (" (gpt-4o is, but is not the pool's reference)" if has_gpt4o else "")
+    gpt4o = _share_against(results, policy, next((m for m in results["models"] if m.startswith("gpt-4o-2024")), None))
+    why = ("GPT-4 is not in the data" + (f" (against gpt-4o, its successor, the share at 25% of gpt-4o's cost is "
+                                         f"{gpt4o:.3f}, point estimate)" if gpt4o is not None else "")
            + ", and PILOT is an online budget-constrained bandit trained on preference data, not an offline "
            "router on MMLU-Pro; the counterpart: " + ("reaches" if s["share"] >= 0.93 else "falls short of")
            + " 0.93 at the point estimate")
     return _row("pilot", pool, log, measured, s["share"], s["share_ci95"], "cannot be tested on this data", why)
+
+
+def _share_against(results: dict, policy: str, model: str | None, cost_fraction: float = 0.25) -> float | None:
+    """Point estimate: accuracy of ``policy``'s NDCH at ``cost_fraction`` x always-``model``'s cost,
+    as a share of that model's accuracy (None if the model is not in the results)."""
+    from bayes_router.study.metrics import hull_accuracy, nondecreasing_convex_hull
+
+    ref = results["policies"].get(f"always:{model}") if model else None
+    if ref is None or policy not in results.get("frontiers", {}):
+        return None
+    pts = np.asarray(results["frontiers"][policy], dtype=float).reshape(-1, 2)
+    hc, ha, _ = nondecreasing_convex_hull(pts[:, 0], pts[:, 1])
+    return float(hull_accuracy(hc, ha, cost_fraction * ref["cost_per_question"])) / ref["accuracy"]
 
 
 def claims_table(rows: Sequence[dict]) -> pd.DataFrame:
