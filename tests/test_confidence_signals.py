@@ -20,7 +20,13 @@ from bayes_router.errors import InputError
 from bayes_router.models.calibration import expected_calibration_error
 from bayes_router.models.reliability import ReliabilityModel
 from bayes_router.models.reliability.design import SIGNAL_CLIP, Design
-from bayes_router.models.signal_comparison import heldout_metrics, signal_profile, with_signals
+from bayes_router.models.signal_comparison import (
+    heldout_metrics,
+    logistic_baseline,
+    logistic_features,
+    signal_profile,
+    with_signals,
+)
 
 
 def _rows(confidence, correct=None, parsed=None) -> pd.DataFrame:
@@ -147,3 +153,14 @@ def test_heldout_metrics_by_hand_and_the_profile():
     assert prof.loc["m", "confidence null"] == 0.25 and prof.loc["m", "confidence = 0"] == 0.25
     assert prof.loc["m", "confidence at 0.95"] == 0.25
     assert "confidence" not in with_signals(rows, ()).columns
+
+
+def test_logistic_baseline_sees_the_same_features_and_the_hurdle():
+    rows = _rows([0.9, None, 0.7, 0.6, 0.95, 0.3, 0.8, 0.5], parsed=[True] * 7 + [False])
+    d = _design(rows)
+    F = logistic_features(d, rows)
+    k = len(d.slope_covariates)  # 1 model, 2 subjects: model, subjects, cells, covariates, model x covariates
+    assert F.shape == (8, 1 + 2 + 2 + k + k)
+    np.testing.assert_array_equal(F[:, 5:5 + k], d.matrix(rows))
+    p = logistic_baseline(d, rows, rows)
+    assert p[-1] == 0.0 and np.all((p[:-1] > 0) & (p[:-1] < 1))

@@ -250,6 +250,7 @@ def compare_signals(log: pd.DataFrame, models, n_questions: int | None = 3000, t
     :func:`~bayes_router.data.split.train_test_split` at ``test_frac``, both with ``seed``) and compare
     them by PSIS-LOO and on the test questions, beside a logistic regression on the same features."""
     import arviz as az
+    from tqdm.auto import tqdm
 
     from bayes_router.data.split import rows_for, sample_questions, train_test_split
     from bayes_router.models.reliability import ReliabilityModel
@@ -269,13 +270,15 @@ def compare_signals(log: pd.DataFrame, models, n_questions: int | None = 3000, t
     idx = bootstrap_indices(len(test_ids), n_boot, seed)
     y, parsed = test["correct"].to_numpy(bool), test["parsed"].to_numpy(bool)
     idatas, heldout, fits, reference = {}, [], {}, {}
-    for name, signals in variants.items():
+    bar = tqdm(variants.items(), desc="post-call fits", unit="variant", disable=not progress)
+    for name, signals in bar:
+        bar.set_postfix_str(name)
         rm = ReliabilityModel(stage="post", model_config=model_config)
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # the covariates left out are recorded in fits
             rm.fit(with_signals(train, signals), sampler=sampler, draws=draws, tune=tune, chains=chains,
-                   seed=seed, progress=progress)
+                   seed=seed, progress=False)
         fits[name] = _fit_summary(rm, time.perf_counter() - t0)
         idatas[name] = rm.idata
         view = with_signals(test, signals)
@@ -317,7 +320,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     log = load_call_log(args.log)
     result = compare_signals(log, resolve_models(args.pool), args.questions, args.test_frac, args.seed,
-                             draws=args.draws, tune=args.tune, chains=args.chains, progress=False)
+                             draws=args.draws, tune=args.tune, chains=args.chains, progress=True)
     write_json(args.output, {"pool": args.pool, **result.to_dict(),
                              "profile": json.loads(signal_profile(log, resolve_models(args.pool)).to_json(orient="index"))})
     with pd.option_context("display.width", 250, "display.max_columns", 20):
