@@ -243,12 +243,13 @@ def _fit_summary(rm, seconds: float) -> dict:
 def compare_signals(log: pd.DataFrame, models, n_questions: int | None = 3000, test_frac: float = 0.3,
                     seed: int = 0, variants: dict | None = None, sampler: str = "nutpie", draws: int = 1000,
                     tune: int = 1000, chains: int = 2, n_boot: int = 1000, progress: bool = False,
-                    model_config: dict | None = None) -> SignalComparison:
+                    model_config: dict | None = None, sampler_config: dict | None = None) -> SignalComparison:
     """Fit the post-call model once per variant (``variants``: name -> signals, default :data:`VARIANTS`;
     the first is the reference of the paired differences) on the training questions of THE split
     (:func:`~bayes_router.data.split.sample_questions` of ``n_questions``, then
     :func:`~bayes_router.data.split.train_test_split` at ``test_frac``, both with ``seed``) and compare
-    them by PSIS-LOO and on the test questions, beside a logistic regression on the same features."""
+    them by PSIS-LOO and on the test questions, beside a logistic regression on the same features.
+    ``model_config``/``sampler_config``: the reliability model's (e.g. ``{"target_accept": 0.99}``)."""
     import arviz as az
     from tqdm.auto import tqdm
 
@@ -273,7 +274,7 @@ def compare_signals(log: pd.DataFrame, models, n_questions: int | None = 3000, t
     bar = tqdm(variants.items(), desc="post-call fits", unit="variant", disable=not progress)
     for name, signals in bar:
         bar.set_postfix_str(name)
-        rm = ReliabilityModel(stage="post", model_config=model_config)
+        rm = ReliabilityModel(stage="post", model_config=model_config, sampler_config=sampler_config)
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # the covariates left out are recorded in fits
