@@ -134,15 +134,15 @@ def test_posteriors_fitted_on_another_split_are_refitted(saved):
         nb.load_or_fit_posteriors(_setup(), {"post": saved / "post.nc"}, stages=("pre",))
 
 
-def test_posterior_mean_p_correct_reads_either_prediction_api():
+def test_posterior_mean_p_correct_averages_the_draws():
     import xarray as xr
 
     calls = pd.DataFrame({"model": ["a", "b", "a"]})
-    draws = np.array([[0.2, 0.4, 0.6], [0.4, 0.6, 0.8]])
-    old = SimpleNamespace(predict_proba=lambda c: draws)
-    new = SimpleNamespace(p_correct=lambda c: xr.DataArray(draws, dims=("draw", "call")))
-    for model in (old, new):
-        np.testing.assert_allclose(nb.posterior_mean_p_correct(model, calls), [0.3, 0.5, 0.7])
+    draws = np.array([[0.2, 0.4, 0.6], [0.4, 0.6, 0.8]], dtype=np.float32)
+    model = SimpleNamespace(p_correct=lambda c: xr.DataArray(draws, dims=("draw", "call")))
+    p = nb.posterior_mean_p_correct(model, calls)
+    assert p.dtype == np.float64 and p.shape == (3,)
+    np.testing.assert_allclose(p, [0.3, 0.5, 0.7], rtol=1e-6)
 
 
 # --------------------------------------------------------------------------- tables of the notebooks

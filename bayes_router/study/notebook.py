@@ -193,10 +193,9 @@ def load_or_fit_posteriors(setup, paths: Mapping[str, str | os.PathLike | None] 
 
 def posterior_mean_p_correct(model, calls: pd.DataFrame) -> np.ndarray:
     """Posterior-mean P(correct) of each call (shape (calls,), aligned with ``calls``) under
-    a fitted ReliabilityModel: the one place the notebooks read its predictions."""
-    if hasattr(model, "p_correct"):  # a labelled (draw, call) DataArray
-        return np.asarray(model.p_correct(calls).mean("draw"), dtype=float)
-    return np.asarray(model.predict_proba(calls)).mean(axis=0).astype(float)
+    a fitted ReliabilityModel (its ``p_correct`` draws, a (draw, call) DataArray, averaged over
+    draws): the one place the notebooks read its predictions."""
+    return np.asarray(model.p_correct(calls).mean("draw")).astype(float)
 
 
 # --------------------------------------------------------------------------- results
