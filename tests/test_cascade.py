@@ -147,3 +147,13 @@ def test_confidence_cascade_knob_extremes_and_refusals():
     no_conf, _ = _context()  # the hand-made log of the post-call cascade has no stated confidence
     with pytest.raises(InputError, match="no stated confidence"):
         make_policy("cascade-confidence").fit(no_conf)
+
+
+def test_a_call_returns_the_logs_optional_post_call_signals():
+    # the post-call model may use mean_token_prob / decisiveness: a call must return them where logged
+    _, test = _stated_context()
+    assert "mean_token_prob" not in TestCalls(test, MODELS).call([301], ["small"]).columns
+    test = test.assign(mean_token_prob=0.25, decisiveness=0.75)
+    obs = TestCalls(test, MODELS).call([301, 302], ["small", "mid"])
+    assert obs["mean_token_prob"].tolist() == [0.25, 0.25] and obs["decisiveness"].tolist() == [0.75, 0.75]
+    assert "correct" not in obs and "answer" not in obs

@@ -45,6 +45,8 @@ OBSERVED_COLUMNS: list[str] = [
     "question_id", "model", "pred", "parsed", "prompt_tokens", "completion_tokens",
     "cost_usd", "confidence", "latency_s",
 ]
+#: Post-call signals a call also returns where the log has them (the schema's optional columns).
+OPTIONAL_OBSERVED_COLUMNS: tuple[str, ...] = ("mean_token_prob", "decisiveness")
 #: Minimum training rows of (model, subject) to use the subject's mean completion tokens.
 MIN_ROWS_PER_SUBJECT = 5
 
@@ -82,6 +84,7 @@ class TestCalls:
         order = {m: i for i, m in enumerate(self.models)}
         rows = rows.assign(_m=rows["model"].map(order)).sort_values(["question_id", "_m"])
         self._rows = rows.drop(columns="_m").set_index(["question_id", "model"], drop=False)
+        self._observed = OBSERVED_COLUMNS + [c for c in OPTIONAL_OBSERVED_COLUMNS if c in rows.columns]
         self._calls: list[pd.DataFrame] = []
         self._called: set[tuple[int, str]] = set()
         self._n_per_question: dict[int, int] = {}
@@ -99,8 +102,9 @@ class TestCalls:
         """Call ``models[i]`` on ``question_ids[i]`` (vectorized) and charge each call.
 
         Returns the observed columns (question_id, model, pred, parsed, prompt_tokens,
-        completion_tokens, cost_usd, confidence, latency_s), one row per call, in the
-        order asked. Calling the same (question, model) twice raises ValueError.
+        completion_tokens, cost_usd, confidence, latency_s, and mean_token_prob and
+        decisiveness where the log has them), one row per call, in the order asked.
+        Calling the same (question, model) twice raises ValueError.
         """
         qids = np.asarray(question_ids, dtype=np.int64).ravel()
         if isinstance(models, str):
@@ -109,7 +113,7 @@ class TestCalls:
         if len(qids) != len(mods):
             raise ValueError(f"call: {len(qids)} question ids but {len(mods)} models")
         if len(qids) == 0:
-            return pd.DataFrame({c: pd.Series(dtype=self._rows[c].dtype) for c in OBSERVED_COLUMNS})
+            return pd.DataFrame({c: pd.Series(dtype=self._rows[c].dtype) for c in self._observed})
         keys = list(zip(qids.tolist(), mods.tolist(), strict=True))
         if len(set(keys)) != len(keys):
             raise ValueError("call: the same (question, model) is asked twice in one call")
@@ -117,7 +121,7 @@ class TestCalls:
         if again:
             raise ValueError(f"call: (question, model) already called: {again[:3]}")
         try:
-            out = self._rows.loc[keys, OBSERVED_COLUMNS].reset_index(drop=True)
+            out = self._rows.loc[keys, self._observed].reset_index(drop=True)
         except KeyError as exc:
             raise ValueError(f"call: not a test question or not a pool model: {exc}") from None
         steps = []
