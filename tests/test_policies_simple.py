@@ -122,9 +122,10 @@ def test_answer_without_a_call_is_refused(setup):
 
 
 def test_registry_names_and_errors():
-    # the policy names of DESIGN.md, written out: a policy that fails to register fails here
-    design = ["random", "oracle", "bayes-adaptive", "cascade", "threshold", "ndch", "ndch-p", "mip", "knn", "mf",
-              "classifier"]
+    # the policy names of the contract, plus the stated-confidence cascade, written out in their
+    # default order: a policy that fails to register fails here
+    design = ["random", "oracle", "bayes-adaptive", "cascade", "cascade-confidence", "threshold", "ndch", "ndch-p",
+              "mip", "knn", "mf", "classifier"]
     assert sorted(n for n in REGISTRY if n != "always") == sorted(design)
     names = default_policy_names(MODELS)
     assert names == ["always:s", "always:m", "always:b", *design]

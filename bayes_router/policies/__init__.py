@@ -38,7 +38,7 @@ def make_policy(name: str, **params) -> Policy:
 
 
 #: The fixed order of default runs and reports: baselines first, then the Bayesian policy and the routers it is compared with.
-CANONICAL_ORDER = ("random", "oracle", "bayes-adaptive", "cascade", "threshold", "ndch", "ndch-p",
+CANONICAL_ORDER = ("random", "oracle", "bayes-adaptive", "cascade", "cascade-confidence", "threshold", "ndch", "ndch-p",
                    "mip", "knn", "mf", "classifier")
 
 
