@@ -53,6 +53,89 @@ class SimulationTruth:
     extra: dict = field(default_factory=dict)
 
 
+@dataclass
+class _QuestionDraw:
+    """The simulated questions: subject index, text, length, difficulty and answer key, each (question,)."""
+
+    subj_idx: np.ndarray
+    texts: list[str]
+    qchars: np.ndarray
+    z_len: np.ndarray
+    difficulty: np.ndarray
+    n_options: np.ndarray
+    answers: np.ndarray
+
+
+def _draw_questions(rng: np.random.Generator, n_questions: int, subjects: list[str],
+                    difficulty_sd: float) -> _QuestionDraw:
+    """Subjects, texts (their length in characters), shared difficulty and answer keys."""
+    n_s = len(subjects)
+    subj_idx = rng.integers(0, n_s, n_questions)
+    n_words = rng.integers(8, 120, n_questions)
+    texts = [
+        f"[{subjects[s]}] " + " ".join(rng.choice(_WORDS, size=k)) + "?"
+        for s, k in zip(subj_idx, n_words, strict=True)
+    ]
+    qchars = np.array([len(t) for t in texts], dtype=np.int64) + 40
+    loglen = np.log(qchars)
+    z_len = (loglen - loglen.mean()) / loglen.std()
+    difficulty = rng.normal(0, difficulty_sd, n_questions) if difficulty_sd > 0 else np.zeros(n_questions)
+    n_options = rng.choice([4, 10], n_questions, p=[0.2, 0.8])
+    answers = np.array([chr(ord("A") + rng.integers(0, k)) for k in n_options])
+    return _QuestionDraw(subj_idx, texts, qchars, z_len, difficulty, n_options, answers)
+
+
+def _wrong_letters(rng: np.random.Generator, answers: np.ndarray, n_options: np.ndarray) -> np.ndarray:
+    """A uniformly drawn wrong option per question (the key itself when there is one option)."""
+    return np.array([
+        chr(ord("A") + (ord(a) - ord("A") + 1 + rng.integers(0, k - 1)) % k) if k > 1 else a
+        for a, k in zip(answers, n_options, strict=True)
+    ])
+
+
+def _model_calls(rng: np.random.Generator, m: int, truth: SimulationTruth, qd: _QuestionDraw,
+                 with_confidence: bool, with_latency: bool, few_shot_overhead: int) -> pd.DataFrame:
+    """The call-log rows of model ``m`` on every question: correctness, tokens, cost (USD), signals."""
+    n_questions = len(qd.subj_idx)
+    logit = (truth.alpha[m] + truth.beta_subject[qd.subj_idx] + truth.gamma[m, qd.subj_idx]
+             + truth.slope_len[m] * qd.z_len - qd.difficulty)
+    latent_right = rng.random(n_questions) < 1 / (1 + np.exp(-logit))
+    parsed = rng.random(n_questions) < truth.parse_rate[m]
+    correct = latent_right & parsed
+    tokens = np.maximum(
+        1, rng.lognormal(np.log(truth.mean_tokens[m]) + truth.tok_shift * (~latent_right), 0.35).round()
+    ).astype(np.int64)
+    wrong_letter = _wrong_letters(rng, qd.answers, qd.n_options)
+    pred = np.where(correct, qd.answers, wrong_letter).astype(object)
+    pred[~parsed] = None
+    prompt = (qd.qchars // 4 + few_shot_overhead).astype(np.int64)
+    conf = (
+        np.clip(1 / (1 + np.exp(-(logit + rng.normal(0, 0.8, n_questions)))), 0, 1)
+        if with_confidence else np.full(n_questions, np.nan)
+    )
+    lat = ((0.5 + tokens / 60.0 * (1 + m) * rng.lognormal(0, 0.2, n_questions)) if with_latency
+           else np.full(n_questions, np.nan))
+    price = truth.usd_per_m[m]
+    return pd.DataFrame({
+        "question_id": np.arange(n_questions, dtype=np.int64),
+        "model": truth.models[m],
+        "subject": np.array(truth.subjects)[qd.subj_idx],
+        "source": SIMULATED,
+        "question_chars": qd.qchars,
+        "n_options": qd.n_options.astype(np.int64),
+        "answer": qd.answers,
+        "pred": pd.array(pred, dtype="string"),
+        "parsed": parsed,
+        "correct": correct,
+        "prompt_tokens": prompt,
+        "completion_tokens": tokens,
+        "cost_usd": call_cost_usd(prompt, tokens, price, price),
+        "confidence": conf,
+        "latency_s": lat,
+        "log_source": SIMULATED,
+    })
+
+
 def simulate_call_log(
     n_questions: int = 300,
     models: Sequence[str] = ("small", "mid", "big"),
@@ -85,65 +168,15 @@ def simulate_call_log(
     gamma = rng.normal(0, interaction_sd, (n_m, n_s))
     slope_len = rng.normal(slope_len_mean, 0.1, n_m)
     mean_tokens = rng.uniform(150, 400, n_m)
+    truth = SimulationTruth(models, subjects, alpha, beta_subject, gamma, slope_len, difficulty_sd,
+                            parse_rate, mean_tokens, tok_shift, usd_per_m)
 
-    subj_idx = rng.integers(0, n_s, n_questions)
-    n_words = rng.integers(8, 120, n_questions)
-    texts = [
-        f"[{subjects[s]}] " + " ".join(rng.choice(_WORDS, size=k)) + "?"
-        for s, k in zip(subj_idx, n_words, strict=True)
-    ]
-    qchars = np.array([len(t) for t in texts], dtype=np.int64) + 40
-    loglen = np.log(qchars)
-    z_len = (loglen - loglen.mean()) / loglen.std()
-    difficulty = rng.normal(0, difficulty_sd, n_questions) if difficulty_sd > 0 else np.zeros(n_questions)
-    n_options = rng.choice([4, 10], n_questions, p=[0.2, 0.8])
-    answers = np.array([chr(ord("A") + rng.integers(0, k)) for k in n_options])
-
-    rows = []
-    for m in range(n_m):
-        logit = alpha[m] + beta_subject[subj_idx] + gamma[m, subj_idx] + slope_len[m] * z_len - difficulty
-        latent_right = rng.random(n_questions) < 1 / (1 + np.exp(-logit))
-        parsed = rng.random(n_questions) < parse_rate[m]
-        correct = latent_right & parsed
-        tokens = np.maximum(
-            1, rng.lognormal(np.log(mean_tokens[m]) + tok_shift * (~latent_right), 0.35).round()
-        ).astype(np.int64)
-        wrong_letter = np.array([
-            chr(ord("A") + (ord(a) - ord("A") + 1 + rng.integers(0, k - 1)) % k) if k > 1 else a
-            for a, k in zip(answers, n_options, strict=True)
-        ])
-        pred = np.where(correct, answers, wrong_letter).astype(object)
-        pred[~parsed] = None
-        prompt = (qchars // 4 + few_shot_overhead).astype(np.int64)
-        conf = (
-            np.clip(1 / (1 + np.exp(-(logit + rng.normal(0, 0.8, n_questions)))), 0, 1)
-            if with_confidence else np.full(n_questions, np.nan)
-        )
-        lat = (0.5 + tokens / 60.0 * (1 + m) * rng.lognormal(0, 0.2, n_questions)) if with_latency else np.full(n_questions, np.nan)
-        rows.append(pd.DataFrame({
-            "question_id": np.arange(n_questions, dtype=np.int64),
-            "model": models[m],
-            "subject": np.array(subjects)[subj_idx],
-            "source": SIMULATED,
-            "question_chars": qchars,
-            "n_options": n_options.astype(np.int64),
-            "answer": answers,
-            "pred": pd.array(pred, dtype="string"),
-            "parsed": parsed,
-            "correct": correct,
-            "prompt_tokens": prompt,
-            "completion_tokens": tokens,
-            "cost_usd": call_cost_usd(prompt, tokens, usd_per_m[m], usd_per_m[m]),
-            "confidence": conf,
-            "latency_s": lat,
-            "log_source": SIMULATED,
-        }))
+    qd = _draw_questions(rng, n_questions, subjects, difficulty_sd)
+    rows = [_model_calls(rng, m, truth, qd, with_confidence, with_latency, few_shot_overhead) for m in range(n_m)]
     log = validate_call_log(pd.concat(rows, ignore_index=True), where="simulated log")
     questions = pd.DataFrame({
         "question_id": np.arange(n_questions, dtype=np.int64),
-        "subject": np.array(subjects)[subj_idx],
-        "text": texts,
+        "subject": np.array(subjects)[qd.subj_idx],
+        "text": qd.texts,
     })
-    truth = SimulationTruth(models, subjects, alpha, beta_subject, gamma, slope_len, difficulty_sd,
-                            parse_rate, mean_tokens, tok_shift, usd_per_m)
     return log, questions, truth

@@ -375,17 +375,11 @@ def calibration_study(
     """
     from tqdm.auto import tqdm
 
-    from bayes_router.data.split import rows_for, sample_questions, train_test_split
-    from bayes_router.policies.routers import ClassifierRouter
+    from bayes_router.data.split import rows_for
 
     models = list(models)
-    ids = sample_questions(log, models, n_questions, seed=seed)
-    train_ids, test_ids = train_test_split(ids, test_frac=test_frac, seed=seed)
-    fit_ids, calib_ids = train_test_split(train_ids, test_frac=calib_frac, seed=seed + 1)
-    q = questions.set_index("question_id")
-    missing = pd.Index(ids).difference(q.index)
-    if len(missing):
-        raise InputError(f"question texts missing for {len(missing)} questions, e.g. {missing[:5].tolist()}")
+    fit_ids, calib_ids, test_ids = _fit_calibration_test_split(log, models, n_questions, test_frac, calib_frac, seed)
+    q = _question_texts(questions, np.concatenate([fit_ids, calib_ids, test_ids]))
 
     fit_log = rows_for(log, models, fit_ids)
     parts = {"calib": calib_ids, "test": test_ids}
@@ -399,25 +393,71 @@ def calibration_study(
     for name in bar:
         bar.set_postfix_str(name)
         if name == "classifier":
-            Y = _correct_matrix(fit_log, models)
-            clf = ClassifierRouter(random_state=seed).fit(q.loc[Y.index].reset_index(), Y)
-            base[name] = {}
-            for part, rows in rows_of.items():
-                qids = np.sort(rows["question_id"].unique())
-                P = clf.p_correct(q.loc[qids].reset_index())  # questions x models
-                base[name][part] = P.stack().reindex(
-                    pd.MultiIndex.from_arrays([rows["question_id"], rows["model"].astype(str)])).to_numpy()
+            base[name] = _classifier_p_correct(fit_log, q, models, rows_of, seed)
         else:
-            from bayes_router.models.reliability import ReliabilityModel
+            base[name], diagnostics[name] = _posterior_predictive_p_correct(
+                name.split("-", 1)[1], fit_log, rows_of, sampler, draws, tune, chains, seed)
 
-            stage = name.split("-", 1)[1]
-            rm = ReliabilityModel(stage=stage)
-            rm.fit(fit_log, sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed, progress=False)
-            diagnostics[name] = (convergence_report(rm.idata).to_dict() if sampler != "advi"
-                                 else {"sampler": "advi"})
-            base[name] = {part: rm.p_correct(rows).values.astype(float).mean(axis=0)
-                          for part, rows in rows_of.items()}
+    predictions, temps = _recalibrated_predictions(base, rows_of, models, hist_bins)
+    metrics = calibration_table(predictions, n_bins=n_bins, n_boot=n_boot, seed=seed)
+    split = {"fit_question_ids": fit_ids.tolist(), "calibration_question_ids": calib_ids.tolist(),
+             "test_question_ids": test_ids.tolist()}
+    return CalibrationStudy(predictions, metrics, pd.DataFrame(temps), split, diagnostics)
 
+
+def _fit_calibration_test_split(log: pd.DataFrame, models: list[str], n_questions: int | None, test_frac: float,
+                                calib_frac: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fit, calibration, test) question ids: THE split by question, then train split again."""
+    from bayes_router.data.split import sample_questions, train_test_split
+
+    ids = sample_questions(log, models, n_questions, seed=seed)
+    train_ids, test_ids = train_test_split(ids, test_frac=test_frac, seed=seed)
+    fit_ids, calib_ids = train_test_split(train_ids, test_frac=calib_frac, seed=seed + 1)
+    return fit_ids, calib_ids, test_ids
+
+
+def _question_texts(questions: pd.DataFrame, ids: np.ndarray) -> pd.DataFrame:
+    """Question texts indexed by question_id; refuses when a sampled question has none."""
+    q = questions.set_index("question_id")
+    missing = pd.Index(ids).difference(q.index)
+    if len(missing):
+        raise InputError(f"question texts missing for {len(missing)} questions, e.g. {missing[:5].tolist()}")
+    return q
+
+
+def _classifier_p_correct(fit_log: pd.DataFrame, q: pd.DataFrame, models: list[str],
+                          rows_of: dict[str, pd.DataFrame], seed: int) -> dict[str, np.ndarray]:
+    """The ClassifierRouter's P(correct), fitted on the fit questions, per part aligned with its rows."""
+    from bayes_router.policies.routers import ClassifierRouter
+
+    Y = _correct_matrix(fit_log, models)
+    clf = ClassifierRouter(random_state=seed).fit(q.loc[Y.index].reset_index(), Y)
+    by_part = {}
+    for part, rows in rows_of.items():
+        qids = np.sort(rows["question_id"].unique())
+        P = clf.p_correct(q.loc[qids].reset_index())  # questions x models
+        by_part[part] = P.stack().reindex(
+            pd.MultiIndex.from_arrays([rows["question_id"], rows["model"].astype(str)])).to_numpy()
+    return by_part
+
+
+def _posterior_predictive_p_correct(stage: str, fit_log: pd.DataFrame, rows_of: dict[str, pd.DataFrame],
+                                    sampler: str, draws: int | None, tune: int, chains: int | None,
+                                    seed: int) -> tuple[dict[str, np.ndarray], dict]:
+    """The ``stage`` reliability model's posterior-mean P(correct) per part, and its convergence report."""
+    from bayes_router.models.reliability import ReliabilityModel
+
+    rm = ReliabilityModel(stage=stage)
+    rm.fit(fit_log, sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed, progress=False)
+    diagnostics = convergence_report(rm.idata).to_dict() if sampler != "advi" else {"sampler": "advi"}
+    by_part = {part: rm.p_correct(rows).values.astype(float).mean(axis=0) for part, rows in rows_of.items()}
+    return by_part, diagnostics
+
+
+def _recalibrated_predictions(base: dict[str, dict[str, np.ndarray]], rows_of: dict[str, pd.DataFrame],
+                              models: list[str], hist_bins: int) -> tuple[pd.DataFrame, list[dict]]:
+    """Temperature scaling and histogram bucketing fitted per (predictor, model) on the calibration
+    rows, applied to the test rows: the long predictions table and the fitted temperatures."""
     preds, temps = [], []
     for name, by_part in base.items():
         for m in models:
@@ -436,11 +476,7 @@ def calibration_study(
                     "recalibration": recal, "p": np.clip(p_out, 0.0, 1.0),
                     "correct": test_rows["correct"].to_numpy(bool),
                 }))
-    predictions = pd.concat(preds, ignore_index=True)
-    metrics = calibration_table(predictions, n_bins=n_bins, n_boot=n_boot, seed=seed)
-    split = {"fit_question_ids": fit_ids.tolist(), "calibration_question_ids": calib_ids.tolist(),
-             "test_question_ids": test_ids.tolist()}
-    return CalibrationStudy(predictions, metrics, pd.DataFrame(temps), split, diagnostics)
+    return pd.concat(preds, ignore_index=True), temps
 
 
 def calibration_table(predictions: pd.DataFrame, n_bins: int = 15, n_boot: int = 200, seed: int = 0) -> pd.DataFrame:

@@ -147,12 +147,24 @@ def run_bench(log_path: str | None = DEFAULT_LOG, models="trio", n_questions: in
         "targets": TARGETS,
         "post_call_trio": {},
     }
+    fit = {"draws": draws, "tune": tune, "chains": chains, "seed": seed, "progress": progress}
+    _bench_post_call_trio(out, log_path, models, n_questions, samplers, fit)
+    _bench_online_update(out, log_path, models, n_questions, seed)
+    if full_pool:
+        _bench_full_pool(out, log_path, samplers[0], fit)
+    out["targets_met"] = _targets_met(out, quick)
+    return out
+
+
+def _bench_post_call_trio(out: dict, log_path, models, n_questions: int, samplers, fit: dict) -> None:
+    """Fit the post-call model once per sampler (own process each), then time ``p_correct`` on the
+    first sampler's posterior; fills ``post_call_trio``, the nutpie/pymc ESS-per-second ratio, ``p_correct``."""
     with tempfile.TemporaryDirectory() as tmp:
         saved = str(Path(tmp) / "post_nutpie.nc")
         for sampler in samplers:
             spec = {"stage": "post", "sampler": sampler, "log": log_path, "models": list(models) if models else None,
-                    "questions": n_questions, "draws": draws, "tune": tune, "chains": chains, "seed": seed,
-                    "progress": progress, "save": saved if sampler == samplers[0] else None}
+                    "questions": n_questions, "draws": fit["draws"], "tune": fit["tune"], "chains": fit["chains"],
+                    "seed": fit["seed"], "progress": fit["progress"], "save": saved if sampler == samplers[0] else None}
             print(f"bench: post-call model, {sampler}, {n_questions} questions ...", flush=True)
             res = _run_isolated(spec)
             out["post_call_trio"][sampler] = res
@@ -164,30 +176,41 @@ def run_bench(log_path: str | None = DEFAULT_LOG, models="trio", n_questions: in
         if all("error" not in fits.get(s, {"error": 1}) for s in ("nutpie", "pymc")):
             out["ess_per_s_ratio_nutpie_over_pymc"] = fits["nutpie"]["min_bulk_ess_per_s"] / fits["pymc"]["min_bulk_ess_per_s"]
         if Path(saved).exists():
-            calls, _ = _bench_data(log_path, models, n_questions, seed)
+            calls, _ = _bench_data(log_path, models, n_questions, fit["seed"])
             calls = calls.drop(columns=["correct"])
             out["p_correct"] = time_p_correct(saved, calls, n_draws=1000)
             print(f"  p_correct {out['p_correct']['rows']} rows x {out['p_correct']['draws']} draws: "
                   f"{out['p_correct']['median_ms']:.1f} ms (median)", flush=True)
+
+
+def _bench_online_update(out: dict, log_path, models, n_questions: int, seed: int) -> None:
+    """Time online Thompson sampling (route + posterior update), one question at a time: ``online_update``."""
     from bayes_router.study.online import time_online_updates
 
-    calls, _ = _bench_data(log_path, models, n_questions, seed)  # Thompson sampling, one question at a time
+    calls, _ = _bench_data(log_path, models, n_questions, seed)
     out["online_update"] = time_online_updates(calls, models if log_path and Path(log_path).exists()
                                                else ["small", "mid", "big"], seed=seed)
     print(f"  online update ({out['online_update']['policy']}, {out['online_update']['questions']} questions): "
           f"{out['online_update']['mean_ms']:.3f} ms per question (mean)", flush=True)
-    if full_pool:
-        out["full_pool"] = {}
-        for stage in ("pre", "post"):
-            spec = {"stage": stage, "sampler": samplers[0], "log": log_path, "models": None, "questions": None,
-                    "draws": draws, "tune": tune, "chains": chains,
-                    "seed": seed, "progress": progress}
-            print(f"bench: {stage}-call model on the whole pool ({samplers[0]}) ...", flush=True)
-            res = _run_isolated(spec)
-            out["full_pool"][stage] = res
-            print(f"  {stage}: " + (res.get("error") or f"wall {res['wall_s']:.1f} s, min bulk ESS "
-                                                 f"{res['min_bulk_ess']:.0f}, converged {res['converged']}"),
-                  flush=True)
+
+
+def _bench_full_pool(out: dict, log_path, sampler: str, fit: dict) -> None:
+    """Fit the pre- and post-call models on every model and question of the log: ``full_pool``."""
+    out["full_pool"] = {}
+    for stage in ("pre", "post"):
+        spec = {"stage": stage, "sampler": sampler, "log": log_path, "models": None, "questions": None,
+                "draws": fit["draws"], "tune": fit["tune"], "chains": fit["chains"],
+                "seed": fit["seed"], "progress": fit["progress"]}
+        print(f"bench: {stage}-call model on the whole pool ({sampler}) ...", flush=True)
+        res = _run_isolated(spec)
+        out["full_pool"][stage] = res
+        print(f"  {stage}: " + (res.get("error") or f"wall {res['wall_s']:.1f} s, min bulk ESS "
+                                             f"{res['min_bulk_ess']:.0f}, converged {res['converged']}"),
+              flush=True)
+
+
+def _targets_met(out: dict, quick: bool) -> dict[str, bool]:
+    """Which of TARGETS the measurements in ``out`` meet (the 4000-question fit target only when not quick)."""
     met = {}
     nut = out["post_call_trio"].get("nutpie", {})
     if "wall_s" in nut and not quick:
@@ -199,5 +222,4 @@ def run_bench(log_path: str | None = DEFAULT_LOG, models="trio", n_questions: in
             met[f"full_pool_{stage}_fit_s"] = bool(res["wall_s"] <= TARGETS["full_pool_fit_s"] and res["converged"])
     if "online_update" in out:
         met["online_update_ms"] = bool(out["online_update"]["mean_ms"] <= TARGETS["online_update_ms"])
-    out["targets_met"] = met
-    return out
+    return met

@@ -247,11 +247,49 @@ def evaluate(
     exclude_answer_key_conflicts : leave out questions whose key differs among the pool's rows
         (default); their number goes to ``meta.answer_key_conflicts_excluded``.
     """
-    from tqdm.auto import tqdm
-
     t_start = time.perf_counter()
     setup = prepare(log, models, questions, n_questions, test_frac, cost_scale, seed, sampler_config,
                     prices, progress, reliability, exclude_answer_key_conflicts, model_config)
+    built, skipped = _resolve_policies(policies, setup, policy_params or {})
+    idx = bootstrap_indices(len(setup.test_question_ids), n_boot, seed)
+    runs = _run_policies(built, setup, idx, frontiers, progress)
+    routellm_meta = _compare_to_big(runs, setup, idx)
+    results = {
+        "schema_version": SCHEMA_VERSION,
+        "models": setup.models,
+        "seed": int(seed),
+        "cost_scale": float(cost_scale),
+        "train_question_ids": [int(q) for q in setup.train_question_ids],
+        "test_question_ids": [int(q) for q in setup.test_question_ids],
+        "policies": runs.summaries,
+        "frontiers": runs.frontier_points,
+        "aiq": aiq(runs.frontier_points),
+        "meta": _results_meta(setup, runs, test_frac, n_boot, routellm_meta, skipped, t_start),
+    }
+    if return_details:
+        return results, (setup, runs.fitted, runs.outcomes)
+    return results
+
+
+@dataclass
+class _PolicyRuns:
+    """What running every policy gives, keyed by policy name (insertion order = run order)."""
+
+    fitted: dict[str, Policy] = field(default_factory=dict)
+    outcomes: dict[str, PolicyOutcome] = field(default_factory=dict)
+    summaries: dict[str, dict] = field(default_factory=dict)  # the RESULTS.json ``policies`` entries
+    frontier_points: dict[str, list[list[float]]] = field(default_factory=dict)  # sorted [cost, accuracy]
+    sweeps: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # (k, n) correct and cost
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per policy
+
+
+def _resolve_policies(policies: Sequence[str] | None, setup: EvaluationSetup,
+                      policy_params: dict[str, dict]) -> tuple[dict[str, Policy], dict[str, str]]:
+    """The named (or default) policies, built but not fitted, and the defaults skipped with why.
+
+    Every refusal (a name listed twice, always:<m> outside the pool, unknown names or
+    parameters) happens here, before any posterior is fitted.
+    """
     models = setup.models
     skipped: dict[str, str] = {}
     if policies:
@@ -260,88 +298,91 @@ def evaluate(
         names, skipped = _without_unusable(default_policy_names(models), setup.ctx.train_log)
     if len(set(names)) != len(names):
         raise InputError(f"policies: a policy is listed twice: {names}")
-    policy_params = policy_params or {}
     outside = [n for n in names if n.startswith("always:") and n[len("always:"):] not in models]
     if outside:  # refused before any posterior is fitted
         raise InputError(f"policies: {outside} name models that are not in the pool {models}")
     built = {name: make_policy(name, **policy_params.get(name, {})) for name in names}  # errors before fitting
-    big_name = f"always:{models[-1]}"
+    return built, skipped
 
-    idx = bootstrap_indices(len(setup.test_question_ids), n_boot, seed)
-    fitted: dict[str, Policy] = {}
-    outcomes: dict[str, PolicyOutcome] = {}
-    results_policies: dict[str, dict] = {}
-    frontier_points: dict[str, list[list[float]]] = {}
-    sweeps: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # name -> (k, n) correct and cost per knob value
-    timings: dict[str, float] = {}
 
-    bar = tqdm(names, desc="policies", disable=not progress, unit="policy")
+def _run_policies(built: dict[str, Policy], setup: EvaluationSetup, idx: np.ndarray, frontiers: bool,
+                  progress: bool) -> _PolicyRuns:
+    """Fit each policy on the train context, run it at its default setting, then along its knob."""
+    from tqdm.auto import tqdm
+
+    runs = _PolicyRuns()
+    bar = tqdm(list(built), desc="policies", disable=not progress, unit="policy")
     for name in bar:
         bar.set_postfix_str(name)
         t0 = time.perf_counter()
         policy = built[name].fit(setup.ctx)
-        fitted[name] = policy
+        runs.fitted[name] = policy
         outcome = run_policy(policy, setup)
-        outcomes[name] = outcome
-        results_policies[name] = summarize_policy(
-            outcome.correct, outcome.cost_usd, outcome.n_calls, idx, second_call_rate=policy.may_call_twice
-        )
-        if policy.name == "bayes-adaptive":  # its decisions of the default run (sweeps work on copies)
-            results_policies[name]["combining"] = combining_summary(policy.decisions_, setup.test_calls().answers())
-        if policy.knob is not None:
-            results_policies[name]["knob"] = {policy.knob: _jsonable(policy.params.get(policy.knob))}
+        runs.outcomes[name] = outcome
+        runs.summaries[name] = _policy_summary(policy, outcome, setup, idx)
         swept = [o for _, o in sweep_knob(policy, setup)] if frontiers and policy.knob is not None else [outcome]
-        pts = [[o.cost_per_question, o.accuracy] for o in swept]
-        sweeps[name] = (np.array([o.correct for o in swept]), np.array([o.cost_usd for o in swept]))
-        frontier_points[name] = sorted(pts)
-        timings[name] = round(time.perf_counter() - t0, 3)
+        runs.sweeps[name] = (np.array([o.correct for o in swept]), np.array([o.cost_usd for o in swept]))
+        runs.frontier_points[name] = sorted([o.cost_per_question, o.accuracy] for o in swept)
+        runs.timings[name] = round(time.perf_counter() - t0, 3)
+    return runs
 
-    if big_name in outcomes:
-        ref = outcomes[big_name]
+
+def _policy_summary(policy: Policy, outcome: PolicyOutcome, setup: EvaluationSetup, idx: np.ndarray) -> dict:
+    """Accuracy, cost and calls with intervals at the default setting, its knob, bayes-adaptive's combining."""
+    summary = summarize_policy(
+        outcome.correct, outcome.cost_usd, outcome.n_calls, idx, second_call_rate=policy.may_call_twice
+    )
+    if policy.name == "bayes-adaptive":  # its decisions of the default run (sweeps work on copies)
+        summary["combining"] = combining_summary(policy.decisions_, setup.test_calls().answers())
+    if policy.knob is not None:
+        summary["knob"] = {policy.knob: _jsonable(policy.params.get(policy.knob))}
+    return summary
+
+
+def _compare_to_big(runs: _PolicyRuns, setup: EvaluationSetup, idx: np.ndarray) -> dict:
+    """Add ``vs_big`` and the RouteLLM metrics to every policy; returns the ``meta.routellm`` entry."""
+    big_name = f"always:{setup.models[-1]}"
+    if big_name in runs.outcomes:
+        ref = runs.outcomes[big_name]
     else:  # the reference is always run, even if not reported
         ref = run_policy(make_policy(big_name).fit(setup.ctx), setup)
-    for name, o in outcomes.items():
-        results_policies[name]["vs_big"] = compare_to_reference(o.correct, o.cost_usd, ref.correct, ref.cost_usd, idx)
-    routellm_meta = _add_routellm(results_policies, sweeps, outcomes, ref, setup, idx)
+    for name, o in runs.outcomes.items():
+        runs.summaries[name]["vs_big"] = compare_to_reference(o.correct, o.cost_usd, ref.correct, ref.cost_usd, idx)
+    return _add_routellm(runs.summaries, runs.sweeps, runs.outcomes, ref, setup, idx)
 
-    reliability_diagnostics = {}
-    for stage, rm in setup.ctx.reliability_models().items():
+
+def _reliability_diagnostics(ctx: RoutingContext) -> dict:
+    """Convergence report per stage of the reliability models the policies fitted with NUTS."""
+    diagnostics = {}
+    for stage, rm in ctx.reliability_models().items():
         idata = getattr(rm, "idata", None)
         if idata is not None and "sample_stats" in idata.groups():  # NUTS fits (not ADVI, not stand-ins)
-            reliability_diagnostics[stage] = convergence_report(idata).to_dict()
-    results = {
-        "schema_version": SCHEMA_VERSION,
-        "models": models,
-        "seed": int(seed),
-        "cost_scale": float(cost_scale),
-        "train_question_ids": [int(q) for q in setup.train_question_ids],
-        "test_question_ids": [int(q) for q in setup.test_question_ids],
-        "policies": results_policies,
-        "frontiers": frontier_points,
-        "aiq": aiq(frontier_points),
-        "meta": {
-            "answer_key_conflicts_excluded": int(setup.answer_key_conflicts_excluded),
-            "n_train": int(len(setup.train_question_ids)),
-            "n_test": int(len(setup.test_question_ids)),
-            "test_frac": float(test_frac),
-            "n_boot": int(n_boot),
-            "ci": "95% percentile bootstrap over test questions (paired across policies)",
-            "big_model": models[-1],
-            "sampler_config": _jsonable(setup.ctx.sampler_config),
-            "model_config": _jsonable(setup.ctx.model_config),
-            "aiq_cost_range": _aiq_range(frontier_points),
-            "aiq_convention": "area under each frontier's non-decreasing convex hull over the common cost range, "
-                              "flat beyond its last point, zero below its first, divided by the range",
-            "reliability_diagnostics": reliability_diagnostics,
-            "routellm": routellm_meta,
-            "policies_skipped": skipped,
-            "seconds_per_policy": timings,
-            "seconds_total": round(time.perf_counter() - t_start, 3),
-        },
+            diagnostics[stage] = convergence_report(idata).to_dict()
+    return diagnostics
+
+
+def _results_meta(setup: EvaluationSetup, runs: _PolicyRuns, test_frac: float, n_boot: int,
+                  routellm_meta: dict, skipped: dict[str, str], t_start: float) -> dict:
+    """The RESULTS.json ``meta`` entry: split sizes, settings, conventions, diagnostics and timings."""
+    return {
+        "answer_key_conflicts_excluded": int(setup.answer_key_conflicts_excluded),
+        "n_train": int(len(setup.train_question_ids)),
+        "n_test": int(len(setup.test_question_ids)),
+        "test_frac": float(test_frac),
+        "n_boot": int(n_boot),
+        "ci": "95% percentile bootstrap over test questions (paired across policies)",
+        "big_model": setup.models[-1],
+        "sampler_config": _jsonable(setup.ctx.sampler_config),
+        "model_config": _jsonable(setup.ctx.model_config),
+        "aiq_cost_range": _aiq_range(runs.frontier_points),
+        "aiq_convention": "area under each frontier's non-decreasing convex hull over the common cost range, "
+                          "flat beyond its last point, zero below its first, divided by the range",
+        "reliability_diagnostics": _reliability_diagnostics(setup.ctx),
+        "routellm": routellm_meta,
+        "policies_skipped": skipped,
+        "seconds_per_policy": runs.timings,
+        "seconds_total": round(time.perf_counter() - t_start, 3),
     }
-    if return_details:
-        return results, (setup, fitted, outcomes)
-    return results
 
 
 def quality_targets(results: dict, frontier: pd.DataFrame, policy: str = "bayes-adaptive") -> dict:
