@@ -9,18 +9,19 @@ import pytest
 from _policy_stubs import PRICES, PROMPT, StubReliability, make_log, real_trio_context
 from scipy import stats
 
-from bayes_router.policies import RoutingContext, TestCalls, make_policy
-from bayes_router.policies.adaptive import (
-    CallEvidence,
+from bayes_router.models.copula import (
     ErrorCorrelation,
     _std_normal_quadrature,
-    combine_answers,
-    combining_summary,
     conditional_success,
     joint_correct_probability,
+)
+from bayes_router.policies import RoutingContext, TestCalls, make_policy
+from bayes_router.policies.adaptive import combining_summary, value_of_information
+from bayes_router.policies.combining import (
+    CallEvidence,
+    combine_answers,
     letter_posterior,
     noisy_or,
-    value_of_information,
 )
 
 NODES, WEIGHTS = _std_normal_quadrature(64)
