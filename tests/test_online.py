@@ -19,7 +19,8 @@ from bayes_router.data.simulate import simulate_call_log
 from bayes_router.errors import InputError
 from bayes_router.models.online import OnlineReliability, _laplace_1d, batch_laplace
 from bayes_router.models.online_trust import routing_cost_per_window, trust_trajectory_by_subject
-from bayes_router.models.trust import RouterBelief, TierCosts, trust_trajectory
+from bayes_router.models.trust import RouterBelief, trust_trajectory
+from bayes_router.models.trust_costs import TierCosts
 from bayes_router.policies.online import OnlinePolicy, OnlineStream, make_online_policy
 from bayes_router.study.online import (
     drift_scenario,

@@ -14,21 +14,20 @@ from scipy import integrate, stats
 
 from bayes_router.cli import main
 from bayes_router.errors import InputError
-from bayes_router.models.trust import (
-    RouterBelief,
+from bayes_router.models.trust import RouterBelief, TrustModel, trust_posterior, trust_trajectory
+from bayes_router.models.trust_costs import (
     TierCosts,
-    TrustModel,
     cost_impact,
+    sequential_cost,
+    tier_costs_from_log,
+)
+from bayes_router.models.trust_data import (
     load_outcomes_csv,
     load_routers_yaml,
     outcomes_from_log,
     reference_example,
     routers_from_train,
-    sequential_cost,
-    tier_costs_from_log,
     trust_by_subject,
-    trust_posterior,
-    trust_trajectory,
 )
 
 DATA = Path(__file__).resolve().parent.parent / "data"

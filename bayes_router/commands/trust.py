@@ -45,15 +45,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from bayes_router.data.io import write_json
     from bayes_router.errors import InputError
-    from bayes_router.models.trust import (
-        TierCosts,
-        TrustModel,
-        cost_impact,
+    from bayes_router.models.trust import TrustModel, trust_posterior, trust_trajectory
+    from bayes_router.models.trust_costs import TierCosts, cost_impact
+    from bayes_router.models.trust_data import (
         load_outcomes_csv,
         load_routers_yaml,
         reference_example,
-        trust_posterior,
-        trust_trajectory,
     )
 
     if args.example:

@@ -23,7 +23,8 @@ import pandas as pd
 from scipy.special import logsumexp
 
 from bayes_router.errors import InputError
-from bayes_router.models.trust import RouterBelief, TierCosts, _check_outcomes, _check_prior
+from bayes_router.models.trust import RouterBelief, _check_outcomes, _check_prior
+from bayes_router.models.trust_costs import TierCosts
 
 
 def trust_trajectory_by_subject(beliefs: Mapping[str, Sequence[RouterBelief]], tickets: pd.DataFrame,

@@ -28,18 +28,17 @@ components), so NUTS samples the single continuous θ; trust and the posterior
 component weights are recovered per draw from P(z = r, c | θ) (Rao-Blackwellized)
 and agree with the exact values within Monte Carlo error.
 
-Around it: the trust trajectory after each outcome (:func:`trust_trajectory`),
-the cost of "always big", "routing by trust" and "escalate small → medium → big"
-per 100 tickets (:func:`cost_impact`), and outcomes and router beliefs built from
-a real call log (:func:`outcomes_from_log`, :func:`routers_from_train`).
+The trust after each outcome is :func:`trust_trajectory`. Around it: the reference example, ROUTERS.yaml / OUTCOMES.csv and the routers and
+outcomes built from a real call log are in :mod:`bayes_router.models.trust_data`; the cost
+of "always big", "routing by trust" and "escalate small → medium → big" in
+:mod:`bayes_router.models.trust_costs`.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from importlib import import_module
 
 import numpy as np
 import pandas as pd
@@ -273,72 +272,6 @@ def trust_trajectory(routers: Sequence[RouterBelief], outcomes, prior=None) -> p
     return out
 
 
-# ----------------------------------------------------------------------------- the reference example
-REFERENCE_OUTCOMES: tuple[int, ...] = (0,) * 11 + (1,) + (0,) * 8 + (1, 1)
-
-
-def reference_routers() -> list[RouterBelief]:
-    """The three routers of the reference example (simple, medium, complex)."""
-    return [
-        RouterBelief("simple", (0.6, 0.4), (3.0, 1.0), (3.0, 5.0)),
-        RouterBelief("medium", (0.7, 0.3), (3.0, 0.2), (9.0, 0.05)),
-        RouterBelief("complex", (0.2, 0.8), (3.0, 0.2), (9.0, 0.05)),
-    ]
-
-
-def reference_example() -> tuple[list[RouterBelief], np.ndarray]:
-    """(routers, outcomes) of the reference example: eleven 0s, one 1, eight 0s, two 1s."""
-    return reference_routers(), np.array(REFERENCE_OUTCOMES, dtype=np.int64)
-
-
-# ----------------------------------------------------------------------------- files
-def load_routers_yaml(path: str | os.PathLike) -> tuple[list[RouterBelief], dict[str, float] | None]:
-    """Read ROUTERS.yaml: ``routers: {NAME: [{weight, alpha, beta}, ...]}`` and optional ``prior: {NAME: P}``."""
-    import yaml
-
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such routers file")
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(doc, Mapping) or not isinstance(doc.get("routers"), Mapping) or not doc["routers"]:
-        raise InputError(f"{path}: expected a top-level 'routers: {{NAME: [{{weight, alpha, beta}}, ...]}}' mapping")
-    try:
-        routers = [RouterBelief.from_components(str(name), comps) for name, comps in doc["routers"].items()]
-        prior = doc.get("prior")
-        if prior is not None:
-            if not isinstance(prior, Mapping):
-                raise InputError("'prior' must map router names to probabilities")
-            prior = {str(k): float(v) for k, v in prior.items()}
-        _check_prior(routers, prior)
-    except InputError as exc:
-        raise InputError(f"{path}: {exc}") from None
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{path}: {exc}") from None
-    return routers, prior
-
-
-def load_outcomes_csv(path: str | os.PathLike, column: str = "y") -> np.ndarray:
-    """Read OUTCOMES.csv: a column ``y`` of 0/1 (1 = the big model was needed), in ticket order."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such outcomes file")
-    try:
-        df = pd.read_csv(path)
-    except Exception as exc:
-        raise InputError(f"{path}: not a readable CSV ({exc.__class__.__name__}: {exc})") from None
-    if column not in df.columns:
-        raise InputError(f"{path}: column '{column}' missing (columns: {list(df.columns)})")
-    col = df[column]
-    if col.isna().any():
-        raise InputError(f"{path}: column '{column}': empty values at rows {np.flatnonzero(col.isna())[:5].tolist()}")
-    if len(col) == 0:
-        raise InputError(f"{path}: column '{column}' has no rows")
-    return _check_outcomes(col.to_numpy(), where=f"{path}: column '{column}'")
-
-
 # ----------------------------------------------------------------------------- the PyMC model
 class TrustModel:
     """The trust model in PyMC, discrete choices marginalized so NUTS samples θ alone.
@@ -455,227 +388,17 @@ class TrustModel:
         return {"r_hat": float(s["r_hat"].iloc[0]), "ess_bulk": float(s["ess_bulk"].iloc[0]), "divergences": div}
 
 
-# ----------------------------------------------------------------------------- cost impact
-@dataclass(frozen=True)
-class TierCosts:
-    """Per-call costs in USD of the small, medium and big model, and the escalation assumption.
-
-    ``medium_fails_given_small_fails``: P(the medium model also fails | the small
-    one failed), used by the cascade only (the trust model knows nothing of the
-    medium model). The big model is taken to solve every ticket, and a failure to be
-    detectable (e.g. by a verifier), so every policy answers every ticket.
-    """
-
-    small: float = 0.0002
-    medium: float = 0.0010
-    big: float = 0.0040
-    medium_fails_given_small_fails: float = 0.5
-
-    def __post_init__(self):
-        for k in ("small", "medium", "big"):
-            if getattr(self, k) < 0:
-                raise InputError(f"cost of the {k} model must be non-negative, got {getattr(self, k)}")
-        if not 0 <= self.medium_fails_given_small_fails <= 1:
-            raise InputError("medium_fails_given_small_fails must be in [0, 1]")
+# ----------------------------------------------------------------------------- moved names
+# Notebooks and figure code use these as attributes of this module (``tr.cost_impact``).
+# They are resolved on first use because their modules import this one.
+_MOVED = {
+    **dict.fromkeys(("reference_example", "outcomes_from_log", "routers_from_train", "trust_by_subject"),
+                    "bayes_router.models.trust_data"),
+    **dict.fromkeys(("TierCosts", "cost_impact", "sequential_cost"), "bayes_router.models.trust_costs"),
+}
 
 
-def _policy_costs(theta: np.ndarray, need_big: np.ndarray, medium_fail: np.ndarray, small_first: np.ndarray,
-                  costs: TierCosts, n_tickets: int) -> dict[str, np.ndarray]:
-    """Realized total cost (USD) per policy; arrays broadcast over posterior draws."""
-    big_total = np.full(theta.shape, n_tickets * costs.big)
-    trust_total = np.where(small_first, n_tickets * costs.small + need_big * costs.big, big_total)
-    cascade_total = n_tickets * costs.small + need_big * costs.medium + medium_fail * costs.big
-    return {"always big": big_total, "routing by trust": trust_total, "escalate small → medium → big": cascade_total}
-
-
-def cost_impact(posterior: TrustPosterior, costs: TierCosts | None = None, n_tickets: int = 100,
-                n_draws: int = 20000, seed: int = 0) -> pd.DataFrame:
-    """Cost in USD per ``n_tickets`` new tickets for three policies, with 95% intervals.
-
-    - "always big": every ticket goes to the big model.
-    - "routing by trust": with the model-averaged predictive p = P(needs big | y),
-      send tickets small-first (escalating to big on failure) when the expected cost
-      small + p·big is below big, else straight to big (one decision for the batch).
-    - "escalate small → medium → big": small first, then medium, then big.
-
-    The interval is a 95% posterior predictive interval of the total over
-    ``n_tickets`` new tickets: θ drawn from the trust-weighted posterior, the number
-    needing big ~ Binomial(n_tickets, θ), the cascade's medium failures ~
-    Binomial(that, ``medium_fails_given_small_fails``).
-    """
-    costs = costs or TierCosts()
-    rng = np.random.default_rng(seed)
-    p = posterior.predictive_need_big()
-    small_first = costs.small + p * costs.big < costs.big
-    theta = posterior.sample_theta(n_draws, rng)
-    need_big = rng.binomial(n_tickets, theta)
-    medium_fail = rng.binomial(need_big, costs.medium_fails_given_small_fails)
-    totals = _policy_costs(theta, need_big, medium_fail, np.full(theta.shape, small_first), costs, n_tickets)
-    expected = {
-        "always big": n_tickets * costs.big,
-        "routing by trust": n_tickets * (costs.small + p * costs.big) if small_first else n_tickets * costs.big,
-        "escalate small → medium → big": n_tickets * (
-            costs.small + p * (costs.medium + costs.medium_fails_given_small_fails * costs.big)),
-    }
-    rows = []
-    for name, draws in totals.items():
-        lo, hi = np.quantile(draws, [0.025, 0.975])
-        rows.append({
-            "policy": name, "expected_cost_usd": float(expected[name]), "cost_ci95_lo": float(lo),
-            "cost_ci95_hi": float(hi), "calls_per_ticket": float(_calls_per_ticket(name, p, small_first, costs)),
-        })
-    out = pd.DataFrame(rows).set_index("policy")
-    out.attrs.update(n_tickets=n_tickets, predictive_need_big=p, small_first=bool(small_first))
-    return out
-
-
-def _calls_per_ticket(name: str, p: float, small_first: bool, costs: TierCosts) -> float:
-    if name == "always big":
-        return 1.0
-    if name == "routing by trust":
-        return 1.0 + p if small_first else 1.0
-    return 1.0 + p * (1.0 + costs.medium_fails_given_small_fails)
-
-
-def sequential_cost(routers: Sequence[RouterBelief], outcomes, prior=None,
-                    costs: TierCosts | None = None) -> pd.DataFrame:
-    """Realized cost (USD) of each policy on the observed sequence, deciding online.
-
-    Ticket i is routed with the trust posterior of tickets < i (no peeking). The
-    cascade's medium-tier outcome is not observed, so its cost is the expectation
-    under ``medium_fails_given_small_fails``. Columns: one cumulative cost per policy.
-    """
-    costs = costs or TierCosts()
-    y = _check_outcomes(outcomes)
-    traj = trust_trajectory(routers, y, prior)
-    p_before = traj["predictive_need_big"].to_numpy()[:-1]  # predictive before ticket i
-    small_first = costs.small + p_before * costs.big < costs.big
-    per_ticket = {
-        "always big": np.full(len(y), costs.big),
-        "routing by trust": np.where(small_first, costs.small + y * costs.big, costs.big),
-        "escalate small → medium → big": costs.small + y * (costs.medium + costs.medium_fails_given_small_fails
-                                                              * costs.big),
-    }
-    out = pd.DataFrame({k: np.cumsum(v) for k, v in per_ticket.items()})
-    out.insert(0, "ticket", np.arange(1, len(y) + 1))
-    out["small_first"] = small_first
-    return out
-
-
-# ----------------------------------------------------------------------------- real logs
-def outcomes_from_log(log: pd.DataFrame, small: str, big: str, question_ids=None) -> pd.DataFrame:
-    """Per question: y = 1 if the small model failed where the big one succeeded, else 0.
-
-    Returns columns question_id, subject, small_correct, big_correct, y (int64),
-    sorted by question_id (the ticket order). Questions both models answered only.
-    """
-    for m in (small, big):
-        if m not in set(log["model"].unique()):
-            raise InputError(f"model '{m}' is not in the log")
-    sub = log[log["model"].isin([small, big])]
-    if question_ids is not None:
-        sub = sub[sub["question_id"].isin(np.asarray(question_ids, dtype=np.int64))]
-    wide = sub.pivot_table(index=["question_id", "subject"], columns="model", values="correct", aggfunc="first",
-                           observed=True)
-    wide = wide.dropna().reset_index()
-    out = pd.DataFrame({
-        "question_id": wide["question_id"].astype("int64"),
-        "subject": wide["subject"].astype("string"),
-        "small_correct": wide[small].astype(bool),
-        "big_correct": wide[big].astype(bool),
-    })
-    out["y"] = (~out["small_correct"] & out["big_correct"]).astype("int64")
-    return out.sort_values("question_id").reset_index(drop=True)
-
-
-def tier_costs_from_log(train_log: pd.DataFrame, small: str, medium: str, big: str) -> TierCosts:
-    """Per-call costs (mean ``cost_usd`` of each model's calls, USD) and the cascade's
-    P(medium fails | small failed), all from the TRAIN log (questions all three answered)."""
-    for m in (small, medium, big):
-        if m not in set(train_log["model"].unique()):
-            raise InputError(f"model '{m}' is not in the log")
-    wide = train_log[train_log["model"].isin([small, medium, big])].pivot_table(
-        index="question_id", columns="model", values="correct", aggfunc="first").dropna()
-    small_failed = ~wide[small].astype(bool)
-    if not small_failed.any():
-        raise InputError(f"the small model '{small}' never fails on the train questions")
-    mean_cost = train_log.groupby("model", observed=True)["cost_usd"].mean()
-    return TierCosts(float(mean_cost[small]), float(mean_cost[medium]), float(mean_cost[big]),
-                     float((~wide.loc[small_failed, medium].astype(bool)).mean()))
-
-
-def _beta_from_mean(mean: float, strength: float) -> tuple[float, float]:
-    m = float(np.clip(mean, 1e-3, 1 - 1e-3))
-    return m * strength, (1 - m) * strength
-
-
-def routers_from_train(train_log: pd.DataFrame, small: str, big: str, strength: float | None = None,
-                       hedge_weight: float = 0.1) -> dict[str, list[RouterBelief]]:
-    """Three routers' beliefs about θ per subject, from the TRAIN log only.
-
-    - ``pooled``: the train rate of "small failed, big succeeded" over all subjects
-      (a router that ignores the subject);
-    - ``by-subject``: that rate within the subject (a per-subject router);
-    - ``independent``: (1 − acc_small) · acc_big within the subject, the rate a router
-      predicts when it treats the two models' errors as independent (they are not:
-      errors correlate, so it overstates how often the big model rescues the small).
-
-    Each main judge is Beta(1 + mean · n, 1 + (1 − mean) · n) with n the train
-    questions the router's estimate rests on (all train questions for ``pooled``, the
-    subject's for the others), i.e. the router's own posterior from what it saw;
-    ``strength`` replaces n by a fixed pseudo-count. It gets weight 1 − ``hedge_weight``;
-    a flat Beta(1, 1) judge gets ``hedge_weight`` (the router hedges against being
-    wrong, so one surprising subject cannot make its trust collapse to exactly 0).
-    Returns {subject: [pooled, by-subject, independent]}.
-    """
-    if not 0 <= hedge_weight < 1:
-        raise InputError(f"hedge_weight must be in [0, 1), got {hedge_weight}")
-    if strength is not None and strength <= 0:
-        raise InputError(f"strength must be positive, got {strength}")
-    out = outcomes_from_log(train_log, small, big)
-    if out.empty:
-        raise InputError("no train question answered by both models")
-    pooled, n_all = out["y"].mean(), len(out)
-    beliefs = {}
-    for subject, g in out.groupby("subject", observed=True):
-        n_subj = len(g)
-        means = {
-            "pooled": (pooled, n_all),
-            "by-subject": (g["y"].mean(), n_subj),
-            "independent": ((1 - g["small_correct"].mean()) * g["big_correct"].mean(), n_subj),
-        }
-        routers = []
-        for name, (m, n) in means.items():
-            a, b = _beta_from_mean(m, strength if strength is not None else n)
-            if strength is None:
-                a, b = a + 1.0, b + 1.0
-            if hedge_weight > 0:
-                routers.append(RouterBelief(name, (1 - hedge_weight, hedge_weight), (a, 1.0), (b, 1.0)))
-            else:
-                routers.append(RouterBelief(name, (1.0,), (a,), (b,)))
-        beliefs[str(subject)] = routers
-    return beliefs
-
-
-def trust_by_subject(beliefs: Mapping[str, Sequence[RouterBelief]], test_outcomes: pd.DataFrame,
-                     n_tickets: int | None = None) -> pd.DataFrame:
-    """Trust learned per subject from the TEST outcomes (first ``n_tickets`` per subject if given).
-
-    One row per subject: n, n_ones, the trust in each router, and the observed rate.
-    """
-    rows = []
-    for subject, g in test_outcomes.groupby("subject", observed=True):
-        subject = str(subject)
-        if subject not in beliefs:
-            continue
-        y = g["y"].to_numpy()
-        if n_tickets is not None:
-            y = y[:n_tickets]
-        post = trust_posterior(beliefs[subject], y)
-        row = {"subject": subject, "n": len(y), "n_ones": int(y.sum()), "observed_rate": float(y.mean())}
-        for r, t in zip(post.names, post.trust, strict=True):
-            row[f"trust_{r}"] = float(t)
-        for r in post.routers:
-            row[f"prior_mean_{r.name}"] = r.mean
-        rows.append(row)
-    return pd.DataFrame(rows).set_index("subject")
+def __getattr__(name: str):
+    if name in _MOVED:
+        return getattr(import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

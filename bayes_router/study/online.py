@@ -368,7 +368,8 @@ def online_trust(log: pd.DataFrame, models: Sequence[str], n_tickets: int = 2000
         routing_cost_per_window,
         trust_trajectory_by_subject,
     )
-    from bayes_router.models.trust import outcomes_from_log, routers_from_train, tier_costs_from_log
+    from bayes_router.models.trust_costs import tier_costs_from_log
+    from bayes_router.models.trust_data import outcomes_from_log, routers_from_train
 
     models = list(models)
     if len(models) < 2:
