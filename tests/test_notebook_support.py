@@ -180,9 +180,10 @@ def test_precall_calibration_by_decile():
 
 def test_trust_tables_match_the_reference_example():
     from bayes_router.models import trust as tr
+    from bayes_router.models.trust_data import reference_example
     from bayes_router.study import trust_figures as tf
 
-    routers, outcomes = tr.reference_example()
+    routers, outcomes = reference_example()
     table = tf.example_table(tr.trust_posterior(routers, outcomes))
     assert tf.matches_reference(table)
     table.loc["simple", "trust (exact)"] += 1e-3

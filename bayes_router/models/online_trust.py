@@ -32,7 +32,7 @@ def trust_trajectory_by_subject(beliefs: Mapping[str, Sequence[RouterBelief]], t
     """Trust after every ticket of a stream whose router beliefs are per subject.
 
     ``beliefs``: {subject: [router beliefs]} with the same router names, in the same order,
-    for every subject (e.g. :func:`~bayes_router.models.trust.routers_from_train`);
+    for every subject (e.g. :func:`~bayes_router.models.trust_data.routers_from_train`);
     ``tickets``: columns ``subject`` and ``y`` (0/1, 1 = the big model was needed), in
     arrival order. Returns one row per ticket: ``ticket`` (1-based), ``subject``, ``y``,
     ``predictive_need_big`` (the model-averaged P(y = 1) for this ticket BEFORE seeing it:

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import import_module
 
 import numpy as np
 import pandas as pd
@@ -386,19 +385,3 @@ class TrustModel:
         s = az.summary(self.idata, var_names=["theta"], kind="diagnostics")
         div = int(self.idata.sample_stats["diverging"].sum())
         return {"r_hat": float(s["r_hat"].iloc[0]), "ess_bulk": float(s["ess_bulk"].iloc[0]), "divergences": div}
-
-
-# ----------------------------------------------------------------------------- moved names
-# Notebooks and figure code use these as attributes of this module (``tr.cost_impact``).
-# They are resolved on first use because their modules import this one.
-_MOVED = {
-    **dict.fromkeys(("reference_example", "outcomes_from_log", "routers_from_train", "trust_by_subject"),
-                    "bayes_router.models.trust_data"),
-    **dict.fromkeys(("TierCosts", "cost_impact", "sequential_cost"), "bayes_router.models.trust_costs"),
-}
-
-
-def __getattr__(name: str):
-    if name in _MOVED:
-        return getattr(import_module(_MOVED[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -359,7 +359,7 @@ def online_trust(log: pd.DataFrame, models: Sequence[str], n_tickets: int = 2000
 
     ``models``: small, medium, big (a pool's first, middle and last model). The routers'
     per-subject beliefs about θ = P(small fails, big succeeds) come from ``train_questions``
-    questions (:func:`~bayes_router.models.trust.routers_from_train`: ``pooled``,
+    questions (:func:`~bayes_router.models.trust_data.routers_from_train`: ``pooled``,
     ``by-subject``, ``independent``); ``n_tickets`` other questions arrive in a seeded random
     order. Returns {"trajectory": DataFrame per ticket, "cost_per_window": DataFrame per
     ``window`` tickets (USD per ``window`` tickets), "costs": TierCosts, "meta": dict}.

@@ -11,10 +11,11 @@ import numpy as np
 import pandas as pd
 
 from bayes_router.models import trust as tr
+from bayes_router.models.trust_costs import cost_impact
 
 #: The reference example's trust in each router, to 4 decimal places (a check of the exact posterior).
 REFERENCE_TRUST = {"simple": 0.3420, "medium": 0.4793, "complex": 0.1787}
-#: The routers built from a log's train split (:func:`bayes_router.models.trust.routers_from_train`).
+#: The routers built from a log's train split (:func:`bayes_router.models.trust_data.routers_from_train`).
 LOG_ROUTERS = ["pooled", "by-subject", "independent"]
 #: The cost policies compared per 100 tickets.
 COST_POLICIES = ["always big", "routing by trust", "escalate small → medium → big"]
@@ -138,7 +139,7 @@ def cost_by_subject(beliefs: Mapping, outcomes: pd.DataFrame, costs, tickets_per
     for subject, g in outcomes.groupby("subject", observed=True):
         y = g["y"].to_numpy()[:tickets_per_subject] if tickets_per_subject else g["y"].to_numpy()
         post = tr.trust_posterior(beliefs[str(subject)], y)
-        for policy, r in tr.cost_impact(post, costs, n_tickets=100, seed=seed).iterrows():
+        for policy, r in cost_impact(post, costs, n_tickets=100, seed=seed).iterrows():
             rows.append({"subject": str(subject), "policy": policy, "cost_usd": r.expected_cost_usd,
                          "ci95": f"[{r.cost_ci95_lo:.4f}, {r.cost_ci95_hi:.4f}]"})
     return pd.DataFrame(rows).pivot(index="subject", columns="policy", values=["cost_usd", "ci95"])
