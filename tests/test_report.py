@@ -57,6 +57,10 @@ def run_dirs(tmp_path):
         {"quick": True, "diagnostics": {"bayes-pre": {"pass": True}, "ok": True}, "all_pass": False}))
     (res / "07_budget_sweep.json").write_text(json.dumps(
         {"models": ["s", "m", "b"], "quick": True, "aiq": {"mip": 0.5, "ndch": 0.45}, "budget_sweep": []}))
+    # ONLINE.json-like: cumulative learning curves over a stream, not a held-out comparison
+    (res / "09_online_learning.json").write_text(json.dumps(
+        {"models": ["s", "m", "b"], "quick": True, "aiq": {}, "policies": {
+            "thompson": {"accuracy": 0.7, "cost_per_question": 0.001, "curve": {"accuracy": [1.0, 0.7]}}}}))
     (res / "01_data_overview.json").write_text(json.dumps({
         "quick": False, "n_models": 3, "n_common_questions": 10, "oracle_accuracy": 0.8,
         "models": {"s": {"accuracy": 0.4, "accuracy_ci95": [0.3, 0.5], "cost_per_call_usd": 0.0002,
@@ -85,6 +89,7 @@ def test_summary_pools_diagnostics_notebooks_and_mode(run_dirs):
     assert trio["aiq_by_source"]["07_budget_sweep"] == {"mip": 0.5, "ndch": 0.45}
     assert "mip" not in trio["policies"]
     assert set(s["pools"]) == {"trio"}
+    assert "thompson" not in trio["policies"]  # online curves are not pooled with held-out results
     # diagnostics: one verdict per file (diagnostics_pass) with the failed checks of its reports;
     # one failing file makes the whole verdict fail
     assert s["diagnostics"] == {"02_reliability_model": {"pass": False, "failures": ["post: sigma_slope: R-hat 1.050"]}}

@@ -126,13 +126,22 @@ def _pool_name(key: str, value: dict, pools: dict[str, list[str]]) -> str:
     return parts[-1]
 
 
+def _is_online(value: dict) -> bool:
+    policies = value.get("policies")
+    return isinstance(policies, dict) and any(isinstance(p, dict) and "curve" in p for p in policies.values())
+
+
 def _pool_results(key: str, value: dict, pools: dict[str, list[str]]) -> list[tuple[str, dict]]:
     """(pool name, RESULTS-like dict) pairs found in one result file.
 
     A file with a ``policies`` mapping is RESULTS-like; one with only ``aiq`` and
-    ``models`` (e.g. a budget sweep) contributes its AIQ values alone.
+    ``models`` (e.g. a budget sweep) contributes its AIQ values alone. ONLINE.json
+    (policies with learning ``curve``s) is left out: its numbers are cumulative over a
+    stream of questions, not held-out comparisons on one test set.
     """
     found = []
+    if _is_online(value):
+        return found
     if isinstance(value.get("policies"), dict) or (isinstance(value.get("aiq"), dict) and value.get("models")):
         found.append((_pool_name(key, value, pools), value))
     sub_pools = value.get("pools")
