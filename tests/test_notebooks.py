@@ -85,6 +85,26 @@ def test_notebook_declares_the_common_parameters(nb_path):
         assert resolve_models(params["MODELS"])
 
 
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_names_exist_in_the_package(nb_path):
+    """Every ``alias.name`` a notebook reads from a package module exists there: a renamed or
+    moved function fails here in a second, not only when the notebook is executed on real data."""
+    import importlib
+    import re
+
+    src = "\n".join(_source(c) for c in _cells(nb_path))
+    missing = []
+    for package, module, alias in re.findall(r"from (bayes_router[\w.]*) import (\w+) as (\w+)", src):
+        mod = importlib.import_module(f"{package}.{module}")
+        missing += [f"{alias}.{name}" for name in sorted(set(re.findall(rf"\b{alias}\.(\w+)", src)))
+                    if not hasattr(mod, name)]
+    for package, names in re.findall(r"from (bayes_router[\w.]*) import ([\w, ]+)\n", src):
+        mod = importlib.import_module(package)
+        missing += [f"{package}.{n.strip()}" for n in names.split(",")
+                    if n.strip() and " as " not in n and not hasattr(mod, n.strip())]
+    assert not missing, f"{nb_path.name}: names not in the package: {missing}"
+
+
 def test_parameter_check_refuses_missing_and_mistyped():
     from bayes_router.errors import InputError
     from bayes_router.study.notebook import check_parameters
