@@ -1,7 +1,7 @@
 """The LLM calibration study importer, its downloader and the study pools.
 
-Hand-made files in the study's format live in tests/data/calibration_study/ (not real data);
-one real-data smoke test reads the shared copy through CALIBRATION_STUDY_RESULTS.
+Hand-made files in the study's format (tests/_study_fixtures.py, not real data) are written
+into a temporary folder; one real-data smoke test reads the shared copy through CALIBRATION_STUDY_RESULTS.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _study_fixtures import HandMadeStudy, write_hand_made_study
 
 from bayes_router.cli import main
 from bayes_router.data.calibration_study import (
@@ -33,27 +34,29 @@ from bayes_router.data.pools import pool_log, pool_models
 from bayes_router.data.prices import load_prices
 from bayes_router.data.tokens import count_tokens
 
-HERE = Path(__file__).parent / "data" / "calibration_study"
-RESULTS = HERE / "results"
-QSRC = HERE / "mmlu_pro"
-PRICES = HERE / "prices.csv"
 STUDY_POOLS = ("study-trio", "study-cascade", "study-api", "study-all")
 
 
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> HandMadeStudy:
+    """The hand-made study files, written once for this module's tests (which only read them)."""
+    return write_hand_made_study(tmp_path_factory.mktemp("hand_made_study"))
+
+
 @pytest.fixture()
-def study_copy(tmp_path) -> Path:
-    """A writable copy of the hand-made study files."""
+def study_copy(study, tmp_path) -> Path:
+    """A writable copy of the hand-made study's result files."""
     dest = tmp_path / "results"
-    shutil.copytree(RESULTS, dest)
+    shutil.copytree(study.results, dest)
     return dest
 
 
-def _import(src=RESULTS, qsrc=QSRC, prices=PRICES):
-    return import_calibration_study(src, qsrc, prices=prices)
+def _import(study: HandMadeStudy, qsrc=None):
+    return import_calibration_study(study.results, qsrc or study.qsrc, prices=study.prices)
 
 
-def test_import_maps_rows_to_questions_and_columns():
-    log, questions = _import()
+def test_import_maps_rows_to_questions_and_columns(study):
+    log, questions = _import(study)
     assert len(log) == 8 and sorted(log["model"].unique()) == ["model-a", "model-b"]
     assert set(log["log_source"]) == {LOG_SOURCE}
     a = log[log["model"] == "model-a"].set_index("question_id")
@@ -83,10 +86,10 @@ def test_import_maps_rows_to_questions_and_columns():
     assert q.loc[11, "text"].startswith("Question: Which court hears appeals?\nOptions:\nA. a")
 
 
-def test_cli_writes_log_and_questions_and_parquet_qsrc_gives_the_same_log(tmp_path, capsys):
+def test_cli_writes_log_and_questions_and_parquet_qsrc_gives_the_same_log(study, tmp_path, capsys):
     out = tmp_path / "logs" / "study.parquet"
-    code = main(["import-calibration-study", str(RESULTS), "--questions", str(QSRC), "-o", str(out),
-                 "--prices", str(PRICES), "--no-progress"])
+    code = main(["import-calibration-study", str(study.results), "--questions", str(study.qsrc), "-o", str(out),
+                 "--prices", str(study.prices), "--no-progress"])
     assert code == 0, capsys.readouterr().err
     assert "8 calls, 2 models, 4 questions" in capsys.readouterr().out
     log = load_call_log(out)
@@ -95,18 +98,18 @@ def test_cli_writes_log_and_questions_and_parquet_qsrc_gives_the_same_log(tmp_pa
     # QSRC may be a questions parquet beside an MMLU-Pro log, as `make data` passes it
     from bayes_router.data.mmlu_pro import import_mmlu_pro
 
-    mlog, mq = import_mmlu_pro(QSRC, prices=pd.DataFrame(
+    mlog, mq = import_mmlu_pro(study.qsrc, prices=pd.DataFrame(
         {"usd_per_m_input": [0.1], "usd_per_m_output": [0.1]}, index=pd.Index(["tiny"], name="model")))
     mpath = tmp_path / "mmlu" / "mmlu_pro.parquet"
     write_call_log(mlog, mpath, questions=mq)
-    again, _ = _import(qsrc=mpath.with_name("mmlu_pro.questions.parquet"))
+    again, _ = _import(study, qsrc=mpath.with_name("mmlu_pro.questions.parquet"))
     pd.testing.assert_frame_equal(again, log)
 
 
-def _cli_refuses(tmp_path, capsys, src, match, prices=PRICES, qsrc=QSRC):
+def _cli_refuses(study, tmp_path, capsys, src, match):
     out = tmp_path / "refused" / "log.parquet"
-    code = main(["import-calibration-study", str(src), "--questions", str(qsrc), "-o", str(out),
-                 "--prices", str(prices), "--no-progress"])
+    code = main(["import-calibration-study", str(src), "--questions", str(study.qsrc), "-o", str(out),
+                 "--prices", str(study.prices), "--no-progress"])
     err = capsys.readouterr().err
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and match in err, err
@@ -119,40 +122,40 @@ def _edit(path: Path, edit) -> None:
     df.to_csv(path, index=False)
 
 
-def test_refuses_row_count_and_subject_mismatch(study_copy, tmp_path, capsys):
+def test_refuses_row_count_and_subject_mismatch(study, study_copy, tmp_path, capsys):
     f = study_copy / "mmlu_pro_model-a_eval_all_None.csv"
     original = f.read_text()
     f.write_text("\n".join(original.splitlines()[:-1]) + "\n")
-    _cli_refuses(tmp_path, capsys, study_copy, "3 rows, but the questions number 4")
+    _cli_refuses(study, tmp_path, capsys, study_copy, "3 rows, but the questions number 4")
     f.write_text(original.replace("2,math,C", "2,law,C"))
-    _cli_refuses(tmp_path, capsys, study_copy, "column 'category': 1 rows differ")
+    _cli_refuses(study, tmp_path, capsys, study_copy, "column 'category': 1 rows differ")
     f.write_text(original.replace("1,law,J", "7,law,J"))
-    _cli_refuses(tmp_path, capsys, study_copy, "first column must be the row position")
+    _cli_refuses(study, tmp_path, capsys, study_copy, "first column must be the row position")
     f.write_text(original.replace("3,math,A,A", "3,math,F,A"))  # question 21 has 5 options
-    _cli_refuses(tmp_path, capsys, study_copy, "column 'correct_answer': 1 rows name no option")
+    _cli_refuses(study, tmp_path, capsys, study_copy, "column 'correct_answer': 1 rows name no option")
 
 
-def test_refuses_missing_column_bad_numbers_and_unknown_model(study_copy, tmp_path, capsys):
+def test_refuses_missing_column_bad_numbers_and_unknown_model(study, study_copy, tmp_path, capsys):
     f = study_copy / "mmlu_pro_model-b_eval_all_None.csv"
     original = f.read_text()
     _edit(f, lambda df: df.pop("logit_perplexity_confidence"))
-    _cli_refuses(tmp_path, capsys, study_copy, "column 'logit_perplexity_confidence': missing")
+    _cli_refuses(study, tmp_path, capsys, study_copy, "column 'logit_perplexity_confidence': missing")
     f.write_text(original.replace(",90\n", ",ninety\n"))
-    _cli_refuses(tmp_path, capsys, study_copy, "column 'token_length'")
+    _cli_refuses(study, tmp_path, capsys, study_copy, "column 'token_length'")
     f.write_text(original.replace("0.95,0.9,0.9", "high,0.9,0.9"))
-    _cli_refuses(tmp_path, capsys, study_copy, "column 'verbal_numerical_confidence': 1 values are not numbers")
+    _cli_refuses(study, tmp_path, capsys, study_copy, "column 'verbal_numerical_confidence': 1 values are not numbers")
     f.write_text(original)
     shutil.copy(f, study_copy / "mmlu_pro_model-c_eval_all_None.csv")
-    _cli_refuses(tmp_path, capsys, study_copy, "model 'model-c' is not in the price table")
+    _cli_refuses(study, tmp_path, capsys, study_copy, "model 'model-c' is not in the price table")
 
 
-def test_refuses_confidence_on_another_scale(study_copy, tmp_path, capsys):
+def test_refuses_confidence_on_another_scale(study, study_copy, tmp_path, capsys):
     f = study_copy / "mmlu_pro_model-a_eval_all_None.csv"
     # a file that stores the stated 0-100 confidence as is: not the study's 0-1 scale, refused
     _edit(f, lambda df: df.__setitem__("verbal_numerical_confidence", ["90", "60", "", "100"]))
-    _cli_refuses(tmp_path, capsys, study_copy, "column 'verbal_numerical_confidence': 3 of 3 values outside [0, 1]")
+    _cli_refuses(study, tmp_path, capsys, study_copy, "column 'verbal_numerical_confidence': 3 of 3 values outside [0, 1]")
     _edit(f, lambda df: df.__setitem__("verbal_numerical_confidence", ["0.9", "-0.1", "", "1"]))
-    _cli_refuses(tmp_path, capsys, study_copy, "1 of 3 values outside [0, 1]")
+    _cli_refuses(study, tmp_path, capsys, study_copy, "1 of 3 values outside [0, 1]")
 
 
 def _many_questions(tmp_path, n) -> tuple[Path, Path]:
@@ -173,20 +176,20 @@ def _many_questions(tmp_path, n) -> tuple[Path, Path]:
     return sdir, qdir
 
 
-def test_rare_out_of_range_values_become_null_with_a_warning(tmp_path):
+def test_rare_out_of_range_values_become_null_with_a_warning(study, tmp_path):
     sdir, qdir = _many_questions(tmp_path, 200)
     with pytest.warns(StudyImportWarning, match="1 values outside .* made null"):
-        log, _ = import_calibration_study(sdir, qdir, prices=PRICES)
+        log, _ = import_calibration_study(sdir, qdir, prices=study.prices)
     assert np.isnan(log.loc[5, "confidence"]) and log["confidence"].notna().sum() == 199
     assert np.isnan(log.loc[7, "decisiveness"]) and log["decisiveness"].notna().sum() == 199
     assert log["confidence"].max() == 0.9
 
 
-def test_questions_take_the_fullest_version(tmp_path):
+def test_questions_take_the_fullest_version(study, tmp_path):
     """MMLU-Pro files may hold a truncated version of a question; the one with most options wins."""
     qdir = tmp_path / "q"
-    shutil.copytree(QSRC, qdir)
-    recs = json.loads((QSRC / "model_outputs_tiny_5shots.json").read_text())
+    shutil.copytree(study.qsrc, qdir)
+    recs = json.loads((study.qsrc / "model_outputs_tiny_5shots.json").read_text())
     for r in recs:
         if r["question_id"] == 21:
             r["options"] = r["options"][:1]
@@ -200,24 +203,24 @@ def test_questions_take_the_fullest_version(tmp_path):
 
 
 @pytest.fixture()
-def study_server(tmp_path):
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(RESULTS))
+def study_server(study, tmp_path):
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(study.results))
     handler.log_message = lambda *a, **k: None
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     manifest = tmp_path / "files.csv"
-    rows = [(p.name, p.stat().st_size, hashlib.sha256(p.read_bytes()).hexdigest()) for p in sorted(RESULTS.iterdir())]
+    rows = [(p.name, p.stat().st_size, hashlib.sha256(p.read_bytes()).hexdigest()) for p in sorted(study.results.iterdir())]
     manifest.write_text("name,bytes,sha256\n" + "".join(f"{n},{b},{h}\n" for n, b, h in rows))
     yield f"http://127.0.0.1:{httpd.server_address[1]}/", manifest
     httpd.shutdown()
 
 
-def test_download_checks_content_and_keeps_nothing_partial(study_server, tmp_path, capsys):
+def test_download_checks_content_and_keeps_nothing_partial(study, study_server, tmp_path, capsys):
     url, manifest = study_server
     dest = tmp_path / "dest"
     paths = download_calibration_study(dest, base_url=url, manifest=manifest, progress=False)
-    assert [p.read_bytes() for p in paths] == [(RESULTS / p.name).read_bytes() for p in paths]
-    assert sorted(p.name for p in dest.iterdir()) == sorted(p.name for p in RESULTS.iterdir())
+    assert [p.read_bytes() for p in paths] == [(study.results / p.name).read_bytes() for p in paths]
+    assert sorted(p.name for p in dest.iterdir()) == sorted(p.name for p in study.results.iterdir())
     # a file whose content is not the pinned one is refused and not kept
     text = manifest.read_text()
     manifest.write_text(text.replace(text.splitlines()[1].split(",")[2], "0" * 64))
