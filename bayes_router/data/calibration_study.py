@@ -62,6 +62,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bayes_router.data.io import read_csv_input
 from bayes_router.data.prices import call_cost_usd, load_prices, price_of
 from bayes_router.data.schema import validate_call_log
 from bayes_router.data.tokens import count_tokens, format_question
@@ -210,10 +211,7 @@ def read_study_file(f: StudyFile, questions: pd.DataFrame) -> tuple[pd.DataFrame
     Returns the rows and, per study signal column, how many values outside [0, 1] were made null.
     """
     path = f.path
-    try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-    except Exception as exc:  # pandas raises several types for unreadable text
-        raise InputError(f"{path}: not a readable CSV ({exc.__class__.__name__}: {exc})") from None
+    raw = read_csv_input(path, "study file", dtype=str, keep_default_na=False, na_values=[""])
     missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
     if missing:
         raise InputError(f"{path}: column '{missing[0]}': missing (all missing: {missing})")

@@ -47,6 +47,18 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     return Path(path)
 
 
+def read_csv_input(path: str | os.PathLike, what: str, **read_csv_kwargs) -> pd.DataFrame:
+    """Read a user's CSV input (``what`` names it in errors): a missing or unreadable file is one
+    :class:`InputError` naming the path, never a pandas traceback."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such {what}")
+    try:
+        return pd.read_csv(path, **read_csv_kwargs)
+    except Exception as exc:  # pandas raises several types for unreadable text
+        raise InputError(f"{path}: not a readable CSV ({exc.__class__.__name__}: {exc})") from None
+
+
 def write_json(path: str | os.PathLike, obj) -> Path:
     """Write ``obj`` as indented JSON, atomically."""
     text = json.dumps(obj, indent=2, sort_keys=False, allow_nan=False)

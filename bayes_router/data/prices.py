@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bayes_router.data.io import read_csv_input
 from bayes_router.errors import InputError
 
 PRICE_COLUMNS = ("model", "usd_per_m_input", "usd_per_m_output")
@@ -25,12 +26,7 @@ def default_prices_path() -> Path:
 def load_prices(path: str | os.PathLike | None = None) -> pd.DataFrame:
     """Read a price table: USD per million input and output tokens, indexed by model."""
     path = Path(path) if path is not None else default_prices_path()
-    if not path.exists():
-        raise InputError(f"{path}: price table not found")
-    try:
-        table = pd.read_csv(path)
-    except Exception as exc:
-        raise InputError(f"{path}: not a readable CSV ({exc})") from None
+    table = read_csv_input(path, "price table")
     missing = [c for c in PRICE_COLUMNS if c not in table.columns]
     if missing:
         raise InputError(f"{path}: price table lacks column(s) {missing}")

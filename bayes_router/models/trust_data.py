@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bayes_router.data.io import read_csv_input
 from bayes_router.errors import InputError
 from bayes_router.models.trust import RouterBelief, _check_outcomes, _check_prior, trust_posterior
 
@@ -64,12 +65,7 @@ def load_routers_yaml(path: str | os.PathLike) -> tuple[list[RouterBelief], dict
 def load_outcomes_csv(path: str | os.PathLike, column: str = "y") -> np.ndarray:
     """Read OUTCOMES.csv: a column ``y`` of 0/1 (1 = the big model was needed), in ticket order."""
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such outcomes file")
-    try:
-        df = pd.read_csv(path)
-    except Exception as exc:
-        raise InputError(f"{path}: not a readable CSV ({exc.__class__.__name__}: {exc})") from None
+    df = read_csv_input(path, "outcomes file")
     if column not in df.columns:
         raise InputError(f"{path}: column '{column}' missing (columns: {list(df.columns)})")
     col = df[column]
