@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, ndtri
 
+from bayes_router.data.prices import call_cost_usd
 from bayes_router.errors import InputError
 from bayes_router.models.online import CompletionTokens, OnlineReliability
 
@@ -181,7 +182,7 @@ class OnlinePolicy:
 
     def expected_cost(self, q: Question) -> np.ndarray:
         """(K,) pre-call expected cost in USD of calling each model on ``q``."""
-        return (q.prompt_tokens * self.prices[:, 0] + self.tokens.mean * self.prices[:, 1]) / 1e6
+        return call_cost_usd(q.prompt_tokens, self.tokens.mean, self.prices[:, 0], self.prices[:, 1])
 
     def route(self, q: Question, calls: QuestionCalls) -> int:
         """Call model(s) on ``q`` through ``calls``, learn from what they returned, and
