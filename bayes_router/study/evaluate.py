@@ -341,14 +341,21 @@ def _policy_summary(policy: Policy, outcome: PolicyOutcome, setup: EvaluationSet
 
 def _compare_to_big(runs: _PolicyRuns, setup: EvaluationSetup, idx: np.ndarray) -> dict:
     """Add ``vs_big`` and the RouteLLM metrics to every policy; returns the ``meta.routellm`` entry."""
-    big_name = f"always:{setup.models[-1]}"
-    if big_name in runs.outcomes:
-        ref = runs.outcomes[big_name]
-    else:  # the reference is always run, even if not reported
-        ref = run_policy(make_policy(big_name).fit(setup.ctx), setup)
+    single = _single_model_outcomes(runs.outcomes, setup)
+    ref = single[setup.models[-1]]
     for name, o in runs.outcomes.items():
         runs.summaries[name]["vs_big"] = compare_to_reference(o.correct, o.cost_usd, ref.correct, ref.cost_usd, idx)
-    return _add_routellm(runs.summaries, runs.sweeps, runs.outcomes, ref, setup, idx)
+    return _add_routellm(runs.summaries, runs.sweeps, single, ref, setup, idx)
+
+
+def _single_model_outcomes(outcomes: dict, setup: EvaluationSetup) -> dict[str, PolicyOutcome]:
+    """model -> the outcome of always:<model>, reused from ``outcomes`` or run here once (the
+    references of vs_big and the RouteLLM metrics are run even when not reported)."""
+    single = {}
+    for m in setup.models:
+        name = f"always:{m}"
+        single[m] = outcomes[name] if name in outcomes else run_policy(make_policy(name).fit(setup.ctx), setup)
+    return single
 
 
 def _reliability_diagnostics(ctx: RoutingContext) -> dict:
@@ -434,7 +441,7 @@ def _without_unusable(names: list[str], train_log: pd.DataFrame) -> tuple[list[s
     return [n for n in names if n not in drop], dict.fromkeys(drop, "the log has no stated confidence")
 
 
-def _add_routellm(results_policies: dict, sweeps: dict, outcomes: dict, ref: PolicyOutcome,
+def _add_routellm(results_policies: dict, sweeps: dict, single: dict[str, PolicyOutcome], ref: PolicyOutcome,
                   setup: EvaluationSetup, idx: np.ndarray) -> dict:
     """RouteLLM's APGR and CPT(50/80/95%) per policy (``routellm``), its savings against
     always-big at equal accuracy and at 95% of it (``savings_vs_big``), and the share of the big
@@ -442,12 +449,8 @@ def _add_routellm(results_policies: dict, sweeps: dict, outcomes: dict, ref: Pol
     on the policy's knob sweep with paired bootstrap intervals.
 
     Weak and strong are the pool's least and most accurate models on the test questions
-    (always-<model> run here if not among the policies). Returns the ``meta.routellm`` entry.
+    (``single``: model -> always:<model>'s outcome). Returns the ``meta.routellm`` entry.
     """
-    single = {}
-    for m in setup.models:
-        name = f"always:{m}"
-        single[m] = outcomes[name] if name in outcomes else run_policy(make_policy(name).fit(setup.ctx), setup)
     acc = {m: o.accuracy for m, o in single.items()}
     weak = min(setup.models, key=lambda m: (acc[m], single[m].cost_per_question))
     strong = max(setup.models, key=lambda m: (acc[m], -single[m].cost_per_question))
