@@ -29,6 +29,7 @@ from email.utils import parsedate_to_datetime
 import httpx
 
 from bayes_router.errors import InputError
+from bayes_router.live.store import public_endpoint
 
 REPLAY_HEADER = "x-bayes-router-replay"
 RETRYABLE_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))
@@ -55,7 +56,7 @@ class ClientConfig:
         parts = httpx.URL(self.base_url) if "://" in self.base_url else None
         if parts is None or parts.scheme not in ("http", "https") or not parts.host:
             raise InputError(f"base_url must be an http(s) URL such as https://api.openai.com/v1, "
-                             f"got {public_url(self.base_url)!r}")
+                             f"got {public_endpoint(self.base_url)!r}")
         if self.timeout_s <= 0 or self.max_retries < 0 or self.backoff_base_s < 0 or self.max_tokens < 1:
             raise InputError("timeout_s and max_tokens must be positive, max_retries and backoff_base_s >= 0")
         if self.rate_per_s is not None and self.rate_per_s <= 0:
@@ -218,7 +219,7 @@ class ChatClient:
             return
         snippet = redact(" ".join(body.split())[:200], self.config.api_key)
         if status in (401, 403):
-            raise EndpointRefused(f"{public_url(self.url)}: HTTP {status}: the endpoint refused the API key "
+            raise EndpointRefused(f"{public_endpoint(self.url)}: HTTP {status}: the endpoint refused the API key "
                                   f"(OPENAI_API_KEY) or access to model '{model}': {snippet}")
         if status in RETRYABLE_STATUS:
             raise _Retryable(f"HTTP {status}", retry_after_seconds(headers.get("retry-after")))
@@ -244,12 +245,6 @@ class ChatClient:
                     ttft = time.perf_counter() - t0
                 lines.append(line)
             return _from_stream(lines, time.perf_counter() - t0, ttft, r.headers)
-
-
-def public_url(url: str) -> str:
-    from bayes_router.live.store import public_endpoint
-
-    return public_endpoint(url)
 
 
 def _has_content(line: str) -> bool:

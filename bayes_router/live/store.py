@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -51,14 +51,6 @@ CREATE TABLE IF NOT EXISTS failures (
     id INTEGER PRIMARY KEY AUTOINCREMENT, question_id INTEGER NOT NULL, model TEXT NOT NULL,
     reason TEXT NOT NULL, attempts INTEGER NOT NULL, at TEXT NOT NULL);
 """
-
-CALL_FIELDS = (
-    "question_id", "model", "status", "pred", "confidence", "parse", "raw_response",
-    "prompt_tokens", "completion_tokens", "tokens_estimated", "cost_usd", "cost_source",
-    "latency_s", "ttft_s", "mean_token_prob", "attempts", "backoff_s", "error", "finished_at",
-    "system_fingerprint", "replay_of",
-)
-
 
 @dataclass
 class CallRecord:
@@ -93,6 +85,10 @@ class CallRecord:
     finished_at: str = ""
     system_fingerprint: str | None = None
     replay_of: str | None = None
+
+
+#: The stored columns, in CallRecord's order; the (question_id, model) key comes first.
+CALL_FIELDS = tuple(f.name for f in fields(CallRecord))
 
 
 def public_endpoint(url: str) -> str:
