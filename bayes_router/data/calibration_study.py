@@ -63,7 +63,13 @@ import numpy as np
 import pandas as pd
 
 from bayes_router.data.io import read_csv_input
-from bayes_router.data.prices import call_cost_usd, load_prices, price_of
+from bayes_router.data.prices import (
+    CALIBRATION_STUDY_PRICES,
+    call_cost_usd,
+    default_prices_path,
+    load_prices,
+    price_of,
+)
 from bayes_router.data.schema import validate_call_log
 from bayes_router.data.tokens import count_tokens, format_question
 from bayes_router.errors import InputError
@@ -100,11 +106,6 @@ class StudyImportWarning(UserWarning):
 class StudyFile:
     path: Path
     model: str
-
-
-def default_prices_path() -> Path:
-    """``data/prices_calibration_study.csv``: USD per million tokens of the study's 76 models."""
-    return Path(__file__).resolve().parents[2] / "data" / "prices_calibration_study.csv"
 
 
 def discover_study_files(src: str | os.PathLike) -> list[StudyFile]:
@@ -288,7 +289,7 @@ def import_calibration_study(
     Returns the validated call log (one row per question x model, with ``mean_token_prob``
     and ``decisiveness``) and the question texts (question_id, subject, text).
     """
-    table = prices if isinstance(prices, pd.DataFrame) else load_prices(prices or default_prices_path())
+    table = prices if isinstance(prices, pd.DataFrame) else load_prices(prices or default_prices_path(CALIBRATION_STUDY_PRICES))
     files = discover_study_files(src)
     for f in files:  # refuse unknown models before reading anything
         price_of(table, f.model, where=str(f.path))

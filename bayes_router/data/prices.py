@@ -15,12 +15,17 @@ from bayes_router.errors import InputError
 PRICE_COLUMNS = ("model", "usd_per_m_input", "usd_per_m_output")
 
 
-def default_prices_path() -> Path:
-    """``data/prices.csv`` of the project (a copy of the shared MMLU-Pro price table)."""
-    here = Path(__file__).resolve().parents[2] / "data" / "prices.csv"
+#: The calibration study's own table (a 2025 price basis, kept apart from the 2024 MMLU-Pro one).
+CALIBRATION_STUDY_PRICES = "prices_calibration_study.csv"
+
+
+def default_prices_path(name: str = "prices.csv") -> Path:
+    """A price table of the project's ``data/`` folder: ``prices.csv`` (a copy of the shared MMLU-Pro
+    table) by default, or :data:`CALIBRATION_STUDY_PRICES`."""
+    here = Path(__file__).resolve().parents[2] / "data" / name
     if here.exists():
         return here
-    return Path(str(resources.files("bayes_router") / "prices.csv"))
+    return Path(str(resources.files("bayes_router") / name))
 
 
 def load_prices(path: str | os.PathLike | None = None) -> pd.DataFrame:

@@ -34,7 +34,12 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from bayes_router.data.prices import load_prices, price_of
+from bayes_router.data.prices import (
+    CALIBRATION_STUDY_PRICES,
+    default_prices_path,
+    load_prices,
+    price_of,
+)
 from bayes_router.data.split import questions_answered_by_all, rows_for, sample_questions
 from bayes_router.errors import InputError
 from bayes_router.policies.online import (
@@ -79,9 +84,8 @@ def pool_prices(models: Sequence[str], prices: pd.DataFrame | None = None) -> np
     if prices is None:
         prices = load_prices()
         if not set(models) <= set(prices.index):
-            from bayes_router.data.calibration_study import default_prices_path
-
-            study = load_prices(default_prices_path()) if default_prices_path().exists() else None
+            study_path = default_prices_path(CALIBRATION_STUDY_PRICES)
+            study = load_prices(study_path) if study_path.exists() else None
             if study is not None and set(models) <= set(study.index):
                 prices = study
     return np.array([price_of(prices, m) for m in models], dtype=float)
