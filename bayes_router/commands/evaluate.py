@@ -6,6 +6,8 @@ import argparse
 import sys
 import time
 
+from bayes_router.commands import split_names
+
 HELP = "compare routing policies on held-out questions with honest cost accounting (RESULTS.json)"
 DESCRIPTION = """Compare routing policies on held-out questions.
 
@@ -68,17 +70,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def _split_names(value: str | None, what: str) -> list[str] | None:
-    from bayes_router.errors import InputError
-
-    if value is None:
-        return None
-    names = [v.strip() for v in value.split(",") if v.strip()]
-    if not names:
-        raise InputError(f"{what}: no names given")
-    return names
-
-
 def run(args: argparse.Namespace) -> int:
     import warnings
 
@@ -88,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from bayes_router.study.evaluate import evaluate
 
     models = resolve_models(args.models)
-    policies = _split_names(args.policies, "--policies")
+    policies = split_names(args.policies, "--policies")
     for flag in ("draws", "tune", "chains", "n_boot"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             raise InputError(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from bayes_router.commands import split_names
+
 HELP = "route questions one at a time, learning from bandit feedback (ONLINE.json)"
 DESCRIPTION = """Online routing: questions arrive one at a time, the router pays and learns.
 
@@ -75,11 +77,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--orders must be at least 1, got {args.orders}")
     if args.cost_scale < 0 or args.process_noise < 0:
         raise InputError("--cost-scale and --process-noise must be non-negative")
-    policies = DEFAULT_ONLINE_POLICIES
-    if args.policies is not None:
-        policies = [v.strip() for v in args.policies.split(",") if v.strip()]
-        if not policies:
-            raise InputError("--policies: no names given")
+    policies = split_names(args.policies, "--policies") or DEFAULT_ONLINE_POLICIES
     prices = load_prices(args.prices) if args.prices else None
     params = {n: {"process_noise": args.process_noise} for n in ("thompson", "ucb", "greedy")} \
         if args.process_noise > 0 else None
