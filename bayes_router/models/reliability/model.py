@@ -39,6 +39,9 @@ from bayes_router.models.reliability.parameterization import (
 from bayes_router.models.reliability.prediction import flatten_posterior, p_correct_draws, thinned
 
 _FORMAT_VERSION = 1
+#: Model families: "v1" (this module), "irt" (:mod:`bayes_router.models.irt`: question difficulty
+#: shared by all models, its prior predicted from the question's text).
+FAMILIES = ("v1", "irt")
 
 
 @dataclass(frozen=True)
@@ -71,9 +74,24 @@ class ReliabilityModel:
     "completion_tokens", "parsed"]``), ``covariates_dropped`` (name -> reason),
     ``standardization`` (name -> {"mean", "sd"} of the transformed training values) and
     ``metadata`` (the parameterization chosen, sampler settings, train question ids).
+    family : "v1" or "irt"
+        "irt" constructs a :class:`bayes_router.models.irt.model.IRTReliabilityModel` (same API;
+        its ``fit`` also takes the question texts).
     """
 
-    def __init__(self, stage: str = "pre", model_config: dict | None = None, sampler_config: dict | None = None):
+    family = "v1"
+
+    def __new__(cls, *args, family: str = "v1", **kwargs):
+        if family not in FAMILIES:
+            raise InputError(f"family must be one of {FAMILIES}, got {family!r}")
+        if family == "irt" and cls is ReliabilityModel:
+            from bayes_router.models.irt.model import IRTReliabilityModel
+
+            return super().__new__(IRTReliabilityModel)
+        return super().__new__(cls)
+
+    def __init__(self, stage: str = "pre", model_config: dict | None = None, sampler_config: dict | None = None,
+                 family: str = "v1"):
         if stage not in STAGES:
             raise InputError(f"stage must be one of {STAGES}, got {stage!r}")
         self.stage = stage
@@ -347,6 +365,10 @@ class ReliabilityModel:
             raise InputError(f"{path}: not a bayes-router reliability posterior (no configuration attribute)") from None
         except Exception as exc:
             raise InputError(f"{path}: not a readable NetCDF posterior ({exc.__class__.__name__}: {exc})") from None
+        if meta.get("family", "v1") == "irt":
+            from bayes_router.models.irt.model import IRTReliabilityModel
+
+            return IRTReliabilityModel.from_idata(idata, meta)
         sampler_config = {k: v for k, v in meta["sampler_config"].items() if k not in RETIRED_SAMPLER_KEYS}
         rm = cls(stage=meta["stage"], model_config=meta["model_config"], sampler_config=sampler_config)
         rm.idata = idata.load() if hasattr(idata, "load") else idata

@@ -1,0 +1,241 @@
+""":class:`IRTReliabilityModel`: the reliability model's ``family="irt"`` (question difficulty as a
+latent shared by all models, its prior predicted from the question's text).
+
+Reached as ``ReliabilityModel(stage="pre", family="irt")``; same public API as v1 (``fit``,
+``p_correct`` -> (draw, call), ``save``/``load``), plus the question texts: ``fit(log,
+questions=...)`` takes a frame (question_id, subject, text) holding at least the training
+questions (test questions' texts are pre-call information and may be included; their outcomes
+are never read), or the log may carry a ``text`` column.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from bayes_router.errors import InputError
+from bayes_router.models.irt.config import difficulty_parameterization, resolve_irt_config
+from bayes_router.models.irt.graph import IRTData, build_irt_graph
+from bayes_router.models.irt.prediction import flatten_posterior, p_correct_draws
+from bayes_router.models.irt.text import TextFeatures
+from bayes_router.models.reliability.config import (
+    default_chains,
+    default_draws,
+    resolve_sampler_config,
+)
+from bayes_router.models.reliability.design import Design, check_log
+from bayes_router.models.reliability.model import ReliabilityModel
+from bayes_router.models.reliability.parameterization import choose_parameterization
+from bayes_router.models.reliability.prediction import thinned
+
+#: Stages the IRT family implements.
+IRT_STAGES = ("pre",)
+#: NUTS target acceptance when ``sampler_config["target_accept"]`` is None.
+DEFAULT_TARGET_ACCEPT = {"centered": 0.85, "non-centered": 0.9}
+
+
+def _text_table(log: pd.DataFrame, questions: pd.DataFrame | None) -> pd.DataFrame:
+    """(question_id, subject, text) per question, from ``questions`` or the log's ``text`` column."""
+    if questions is not None:
+        missing = [c for c in ("question_id", "subject", "text") if c not in questions.columns]
+        if missing:
+            raise InputError(f"questions: missing columns {missing}")
+        return questions[["question_id", "subject", "text"]].drop_duplicates("question_id")
+    if "text" in log.columns:
+        return log[["question_id", "subject", "text"]].drop_duplicates("question_id")
+    raise InputError("the IRT reliability model needs the question texts: pass questions=(question_id, subject, "
+                     "text) or a log with a 'text' column")
+
+
+class IRTReliabilityModel(ReliabilityModel):
+    """Bayesian two-parameter IRT model of P(correct) with a text prior on difficulty (see
+    :mod:`bayes_router.models.irt.graph`). ``irt_config``: overrides of
+    :data:`~bayes_router.models.irt.config.DEFAULT_IRT_CONFIG`; ``model_config`` supplies the
+    ability priors (mu_alpha, sigma_alpha, sigma_subject, sigma_interaction) as in v1.
+
+    After :meth:`fit` (or :meth:`load`): ``text_features`` (the fitted :class:`~.text.TextFeatures`),
+    ``train_question_ids`` (the questions with a posterior difficulty, in the order of the
+    posterior's ``question`` dimension) and v1's ``idata``, ``models``, ``subjects``, ``metadata``.
+    """
+
+    family = "irt"
+
+    def __init__(self, stage: str = "pre", model_config: dict | None = None, sampler_config: dict | None = None,
+                 family: str = "irt", irt_config: dict | None = None):
+        if stage not in IRT_STAGES:
+            raise InputError(f"the IRT reliability model has the stages {IRT_STAGES}, got {stage!r}")
+        super().__init__(stage, model_config, sampler_config, family="irt")
+        self.irt_config = resolve_irt_config(irt_config)
+        self.text_features: TextFeatures | None = None
+        self.train_question_ids = np.zeros(0, dtype=np.int64)
+        self.questions: pd.DataFrame | None = None
+        self._chosen: dict = {}
+
+    # ------------------------------------------------------------------- fit
+    def _data(self, train_log: pd.DataFrame, questions: pd.DataFrame | None) -> IRTData:
+        """Fix the coordinates and text features from the training log; returns the likelihood rows."""
+        check_log(train_log, need_correct=True)
+        if "question_id" not in train_log.columns:
+            raise InputError("call log: column 'question_id' is needed by the IRT model but missing")
+        table = _text_table(train_log, questions)
+        qids = np.sort(pd.unique(train_log["question_id"].astype(np.int64)))
+        train_text = table.set_index("question_id").reindex(qids)
+        lacking = qids[train_text["text"].isna().to_numpy()]
+        if len(lacking):
+            raise InputError(f"questions: no text for {len(lacking)} training questions, e.g. {lacking[:5].tolist()}")
+        # the featurizer sees the training questions only: a test question's text must not shape it
+        self.text_features = TextFeatures(self.irt_config["n_components"], self.irt_config["max_features"])
+        self.text_features.fit(train_text.reset_index())
+        X = self.text_features.transform(train_text.reset_index())
+        self.design = Design("pre", sorted(train_log["model"].astype(str).unique().tolist()),
+                             sorted(train_log["subject"].astype(str).unique().tolist()))
+        m_idx, s_idx = self.design.codes(train_log)
+        q_idx = np.searchsorted(qids, train_log["question_id"].to_numpy(dtype=np.int64))
+        self.train_question_ids = qids
+        self.questions = table.reset_index(drop=True)
+        q_subject = np.zeros(len(qids), dtype=np.int64)
+        q_subject[q_idx] = s_idx  # a question's subject is the one its calls carry
+        return IRTData(m_idx, s_idx, q_idx, train_log["correct"].to_numpy(dtype=float), X, q_subject)
+
+    def build_model(self, train_log: pd.DataFrame, questions: pd.DataFrame | None = None):
+        """The PyMC model for ``train_log`` (fixes this model's coordinates and text features)."""
+        data = self._data(train_log, questions)
+        kind = difficulty_parameterization(self.irt_config, len(self.models))
+        interaction = self.irt_config["interaction_effects"]
+        if interaction == "auto":
+            interaction = choose_parameterization("interaction_effects", data.model_idx, data.subject_idx,
+                                                  np.zeros((len(data.y), 0)), np.ones(len(data.y)), data.y,
+                                                  len(self.models), len(self.subjects))["choice"]
+        self._chosen = {"difficulty_effects": kind, "interaction_effects": interaction}
+        return build_irt_graph(self.models, self.subjects, self.text_features.names, data, self.model_config,
+                               {**self.irt_config, "interaction_effects": interaction}, kind)
+
+    def fit(self, train_log: pd.DataFrame, *, questions: pd.DataFrame | None = None, sampler: str | None = None,
+            draws: int | None = None, tune: int | None = None, chains: int | None = None, seed: int = 0,
+            progress: bool = True):
+        """Sample the posterior given ``train_log`` (training questions only) and the texts
+        ``questions``; returns InferenceData (posterior, sample_stats, constant_data with the text
+        featurizer, and log_likelihood over the training calls when small enough). Arguments as v1's."""
+        given = {"sampler": sampler, "draws": draws, "tune": tune, "chains": chains}
+        cfg = resolve_sampler_config({**self.sampler_config, **{k: v for k, v in given.items() if v is not None}})
+        graph = self.build_model(train_log, questions)
+        kind = self._chosen["difficulty_effects"]
+        chains = cfg["chains"] or default_chains()
+        draws = cfg["draws"] or default_draws(chains)
+        accept = cfg["target_accept"] or DEFAULT_TARGET_ACCEPT[kind]
+        idata = self._sample(graph, cfg, draws, chains, accept, seed, progress)
+        idata.posterior = idata.posterior.assign_coords(question=self.train_question_ids)
+        self.idata, self._draws_cache = idata, None
+        self.metadata = {
+            "family": "irt", "parameterization": dict(self._chosen), "target_accept": accept,
+            "sampler": cfg["sampler"], "draws": int(draws), "tune": int(cfg["tune"]), "chains": int(chains),
+            "seed": int(seed), "train_question_ids": self.train_question_ids.tolist(),
+            "n_train_calls": int(len(train_log)),
+        }
+        self.idata.add_groups({"constant_data": self.text_features.to_dataset()})
+        n_cells = idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"] * len(train_log)
+        if n_cells <= cfg["max_log_likelihood_cells"]:
+            self._add_log_likelihood(train_log)
+        self._write_attrs()
+        return self.idata
+
+    # --------------------------------------------------------------- predict
+    def _posterior_draws(self) -> dict:
+        if self._draws_cache is None:
+            if self.idata is None:
+                raise InputError("the reliability model is not fitted (call fit() or load())")
+            self._draws_cache = flatten_posterior(self.idata.posterior)
+        return self._draws_cache
+
+    def _new_question_features(self, calls: pd.DataFrame, rows: np.ndarray,
+                               questions: pd.DataFrame | None) -> np.ndarray:
+        """Text features of ``calls`` (all rows; only ``rows`` are computed), from the calls' own
+        ``text`` column, else ``questions``, else the texts given at fit."""
+        X = np.zeros((len(calls), len(self.text_features.names)))
+        if not rows.any():
+            return X
+        sub = calls.loc[rows, ["subject"]].copy()
+        if "text" in calls.columns:
+            sub["text"] = calls.loc[rows, "text"].to_numpy()
+        else:
+            table = questions if questions is not None else self.questions
+            if table is None or "question_id" not in calls.columns:
+                raise InputError("calls: new questions need their text (a 'text' column, or questions= with "
+                                 "question_id and text)")
+            lookup = table.drop_duplicates("question_id").set_index("question_id")["text"]
+            sub["text"] = lookup.reindex(calls.loc[rows, "question_id"].to_numpy()).to_numpy()
+            lacking = calls.loc[rows, "question_id"][sub["text"].isna().to_numpy()]
+            if len(lacking):
+                raise InputError(f"calls: no text for {lacking.nunique()} new questions, "
+                                 f"e.g. {lacking.unique()[:5].tolist()}")
+        X[rows] = self.text_features.transform(sub)
+        return X
+
+    def p_correct(self, calls: pd.DataFrame, n_draws: int | None = None, questions: pd.DataFrame | None = None):
+        """Posterior draws of P(correct) for each call: ``xarray.DataArray`` (draw, call), float32.
+
+        A call on a training question uses that question's posterior difficulty; any other
+        question's difficulty is integrated over its text prior (Gauss-Hermite quadrature per
+        draw), so its outcomes are never read. ``correct`` is never read. Texts of new questions
+        come from a ``text`` column of ``calls``, else ``questions``, else those given at fit.
+        Models must have been seen in training; an unseen subject gets population draws."""
+        import xarray as xr
+
+        check_log(calls, need_correct=False)
+        d = self._posterior_draws()
+        sel = thinned(d["alpha"].shape[0], n_draws)
+        m_idx, s_idx = self.design.codes(calls)
+        if (m_idx < 0).any():
+            unseen = sorted(set(calls["model"].astype(str)) - set(self.models))
+            raise InputError(f"calls: models not in the IRT fit: {unseen} (it knows {self.models})")
+        unseen_subj = s_idx < 0
+        if unseen_subj.any():  # one negative code per unseen subject
+            codes, _ = pd.factorize(calls["subject"].astype(str).to_numpy()[unseen_subj])
+            s_idx[unseen_subj] = -1 - codes
+        q_idx = np.full(len(calls), -1, dtype=np.int64)
+        if "question_id" in calls.columns:
+            pos = pd.Index(self.train_question_ids).get_indexer(calls["question_id"].to_numpy(dtype=np.int64))
+            q_idx = pos.astype(np.int64)
+        X = self._new_question_features(calls.reset_index(drop=True), q_idx < 0, questions)
+        P = p_correct_draws(d, sel, m_idx, s_idx, len(self.subjects), q_idx, X, self.irt_config["quadrature_nodes"])
+        return xr.DataArray(P, dims=("draw", "call"), coords={"draw": sel, "call": calls.index.to_numpy()},
+                            name="p_correct")
+
+    # ------------------------------------------------------------- save/load
+    def _write_attrs(self) -> None:
+        super()._write_attrs()
+        meta = json.loads(self.idata.attrs["bayes_router_reliability"])
+        meta.update({"family": "irt", "irt_config": self.irt_config})
+        self.idata.attrs["bayes_router_reliability"] = json.dumps(meta)
+
+    @classmethod
+    def from_idata(cls, idata, meta: dict) -> IRTReliabilityModel:
+        """The model of a posterior written by :meth:`save` (``meta``: its configuration attribute)."""
+        from bayes_router.models.reliability.config import RETIRED_SAMPLER_KEYS
+
+        sampler_config = {k: v for k, v in meta["sampler_config"].items() if k not in RETIRED_SAMPLER_KEYS}
+        rm = cls(stage=meta["stage"], model_config=meta["model_config"], sampler_config=sampler_config,
+                 irt_config=meta.get("irt_config"))
+        rm.idata = idata.load() if hasattr(idata, "load") else idata
+        rm.design = Design(meta["stage"], list(meta["models"]), list(meta["subjects"]))
+        rm.metadata = dict(meta.get("metadata", {}))
+        rm.train_question_ids = np.asarray(rm.idata.posterior["question"].values, dtype=np.int64)
+        rm.text_features = TextFeatures.from_dataset(rm.idata.constant_data)
+        return rm
+
+    # ------------------------------------------------------------ v1 only
+    def plan(self, train_log):
+        raise InputError("plan() belongs to the v1 reliability model; the IRT family has build_model()")
+
+    def p_correct_model(self, calls):
+        raise InputError("p_correct_model() belongs to the v1 reliability model")
+
+    def prior_predictive_accuracy(self, train_log, samples: int = 500, seed: int = 0):
+        raise InputError("prior_predictive_accuracy() belongs to the v1 reliability model")
+
+    def __repr__(self) -> str:
+        state = f"{len(self.models)} models, {len(self.subjects)} subjects, {len(self.train_question_ids)} " \
+                "questions" if self.idata is not None else "unfitted"
+        return f"ReliabilityModel(stage={self.stage!r}, family='irt', {state})"

@@ -1,0 +1,168 @@
+"""The IRT reliability model (family "irt"): recovery of SIMULATED IRT data, no leak of test
+questions into the fit, the quadrature over a new question's difficulty, save/load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayes_router.errors import InputError
+from bayes_router.models.irt.model import IRTReliabilityModel
+from bayes_router.models.irt.prediction import hermite_rule, sigmoid
+from bayes_router.models.irt.text import TextFeatures
+from bayes_router.models.reliability import ReliabilityModel
+
+N_MODELS, N_SUBJECTS, N_TRAIN, N_TEST, N_COMPONENTS = 4, 3, 300, 60, 3
+CANARY = "leakcanaryterm"  # a word only in a test question's text
+
+
+def _simulated_texts(rng, n: int) -> list[str]:
+    """SIMULATED question texts: 40 words each from a mixture of 4 topics over 150 made-up words."""
+    vocab = np.array([f"w{i:03d}" for i in range(150)])
+    topics = rng.dirichlet(np.full(150, 0.1), size=4)
+    texts = []
+    for _ in range(n):
+        mix = rng.dirichlet(np.full(4, 0.3)) @ topics
+        texts.append("simulated " + " ".join(rng.choice(vocab, size=rng.integers(25, 60), p=mix)))
+    return texts
+
+
+def simulate_irt(seed: int = 0):
+    """A SIMULATED call log from the IRT model itself, its question texts and the true parameters."""
+    rng = np.random.default_rng(seed)
+    n_q = N_TRAIN + N_TEST
+    texts = _simulated_texts(rng, n_q)
+    texts[N_TRAIN] += f" {CANARY} {CANARY}"
+    subjects = [f"subject_{i}" for i in range(N_SUBJECTS)]
+    questions = pd.DataFrame({"question_id": np.arange(n_q, dtype=np.int64),
+                              "subject": [subjects[i % N_SUBJECTS] for i in range(n_q)], "text": texts})
+    train_q = questions.iloc[:N_TRAIN]
+    X = TextFeatures(N_COMPONENTS).fit(train_q).transform(questions)
+    w = rng.normal(0.0, 1.0, X.shape[1])
+    s_idx = np.arange(n_q) % N_SUBJECTS
+    resid = rng.normal(0.0, 1.0, n_q)
+    for s in range(N_SUBJECTS):  # the model's residuals are centered within subject (training questions)
+        train_s = (s_idx == s) & (np.arange(n_q) < N_TRAIN)
+        resid[s_idx == s] -= resid[train_s].mean()
+    difficulty = X @ w + resid
+    alpha = rng.normal(0.5, 0.7, N_MODELS)
+    beta = rng.normal(0.0, 0.5, N_SUBJECTS)
+    beta -= beta.mean()
+    gamma = rng.normal(0.0, 0.3, (N_MODELS, N_SUBJECTS))
+    gamma = gamma - gamma.mean(0) - gamma.mean(1, keepdims=True) + gamma.mean()
+    log_disc = rng.normal(0.0, 0.4, N_MODELS)
+    disc = np.exp(log_disc - log_disc.mean())
+    ability = alpha[:, None] + beta[None, :] + gamma
+    models = [f"model_{i}" for i in range(N_MODELS)]
+    rows = []
+    for m in range(N_MODELS):
+        p = sigmoid(ability[m, s_idx] - disc[m] * difficulty)
+        correct = rng.random(n_q) < p
+        rows.append(pd.DataFrame({"question_id": questions["question_id"], "model": models[m],
+                                  "subject": questions["subject"], "question_chars": [len(t) for t in texts],
+                                  "parsed": True, "correct": correct}))
+    log = pd.concat(rows, ignore_index=True)
+    truth = {"ability": ability, "discrimination": disc, "text_weight": w, "difficulty": difficulty[:N_TRAIN]}
+    return log, questions, truth
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    log, questions, truth = simulate_irt()
+    train = log[log["question_id"] < N_TRAIN]
+    # 3 subjects barely identify their spread: the centered subject effects are a funnel there
+    rm = ReliabilityModel(stage="pre", family="irt",
+                          irt_config={"n_components": N_COMPONENTS, "subject_effects": "non-centered"})
+    rm.fit(train, questions=questions, chains=2, draws=300, tune=400, seed=1, progress=False)
+    return rm, log, questions, truth
+
+
+def _covered(draws: np.ndarray, true: np.ndarray) -> np.ndarray:
+    lo, hi = np.quantile(draws, [0.05, 0.95], axis=0)
+    return (lo <= true) & (true <= hi)
+
+
+def test_family_dispatch_and_refusals():
+    assert isinstance(ReliabilityModel(stage="pre", family="irt"), IRTReliabilityModel)
+    assert type(ReliabilityModel(stage="pre")) is ReliabilityModel
+    with pytest.raises(InputError, match="family"):
+        ReliabilityModel(family="mirt")
+    with pytest.raises(InputError, match="stages"):
+        ReliabilityModel(stage="post", family="irt")
+    with pytest.raises(InputError, match="irt_config"):
+        IRTReliabilityModel(irt_config={"n_component": 3})
+
+
+def test_recovers_simulated_parameters_at_nominal_coverage(fitted):
+    rm, _, _, truth = fitted
+    post = rm.idata.posterior.stack(sample=("chain", "draw"))
+    ability = (post["alpha"] + post["beta"] + post["gamma"]).transpose("sample", "model", "subject").values
+    cov = {
+        "ability": _covered(ability.reshape(ability.shape[0], -1), truth["ability"].ravel()),
+        "discrimination": _covered(post["discrimination"].transpose("sample", ...).values, truth["discrimination"]),
+        "text_weight": _covered(post["text_weight"].transpose("sample", ...).values, truth["text_weight"]),
+        "difficulty": _covered(post["difficulty"].transpose("sample", ...).values, truth["difficulty"]),
+    }
+    few = np.concatenate([cov["ability"], cov["discrimination"], cov["text_weight"]])
+    # 20 parameters at a nominal 90%: 18 expected, 14 or fewer has probability < 1%
+    assert few.sum() >= 15, {k: float(v.mean()) for k, v in cov.items()}
+    # 300 difficulties: nominal 0.9 (binomial sd 0.017)
+    assert 0.82 <= cov["difficulty"].mean() <= 0.97, float(cov["difficulty"].mean())
+    assert int(rm.idata.sample_stats["diverging"].sum()) == 0
+
+
+def test_no_test_question_reaches_the_fit(fitted):
+    rm, log, questions, _ = fitted
+    # the posterior has difficulties for the training questions only
+    assert sorted(rm.idata.posterior["question"].values.tolist()) == list(range(N_TRAIN))
+    # the featurizer was fitted on training texts only, although fit() was given every text
+    assert CANARY not in set(rm.text_features.to_dataset()["text_vocabulary"].values.tolist())
+    alone = TextFeatures(N_COMPONENTS).fit(questions.iloc[:N_TRAIN])
+    new = questions.iloc[N_TRAIN:]
+    np.testing.assert_allclose(rm.text_features.transform(new), alone.transform(new), atol=1e-12)
+    # a test question's prediction reads its text, never its outcomes
+    test = log[log["question_id"] >= N_TRAIN].copy()
+    before = rm.p_correct(test, n_draws=100).values
+    test["correct"] = ~test["correct"]
+    test["parsed"] = False
+    np.testing.assert_array_equal(rm.p_correct(test, n_draws=100).values, before)
+    # ... and it does read the text: another text, another prediction
+    other = test.assign(text="simulated w001 w002 w003")
+    assert not np.allclose(rm.p_correct(other, n_draws=100).values, before)
+
+
+def test_new_question_prediction_is_the_text_prior_integral(fitted):
+    rm, log, _, _ = fitted
+    call = log[(log["question_id"] == N_TRAIN + 5) & (log["model"] == "model_2")]
+    P = rm.p_correct(call, n_draws=50).values[:, 0]
+    d = rm._posterior_draws()
+    sel = np.linspace(0, d["alpha"].shape[0] - 1, 50).round().astype(int)
+    X = rm.text_features.transform(call.assign(text=rm.questions.set_index("question_id").loc[N_TRAIN + 5, "text"]))
+    s = rm.subjects.index(call["subject"].iloc[0])
+    ab = d["alpha"][sel, 2] + d["beta"][sel, s] + d["gamma"][sel, 2, s]
+    mu = d["text_weight"][sel] @ X[0]
+    z = np.random.default_rng(0).standard_normal(200_000)
+    mc = np.array([sigmoid(ab[i] - d["discrimination"][sel, 2][i] * (mu[i] + d["sigma_difficulty"][sel][i] * z)).mean()
+                   for i in range(50)])
+    np.testing.assert_allclose(P, mc, atol=3e-3)
+
+
+def test_hermite_rule_matches_monte_carlo():
+    points, weights = hermite_rule(24)
+    assert abs(weights.sum() - 1.0) < 1e-6
+    z = np.random.default_rng(1).standard_normal(1_000_000)
+    for a, b in ((0.3, 1.0), (-1.0, 3.0), (2.0, 0.2)):
+        assert abs((weights * sigmoid(a - b * points)).sum() - sigmoid(a - b * z).mean()) < 2e-3
+
+
+def test_save_load_round_trip(fitted, tmp_path):
+    rm, log, _, _ = fitted
+    test = log[log["question_id"] >= N_TRAIN - 10]  # training and new questions
+    path = rm.save(tmp_path / "irt.nc")
+    back = ReliabilityModel.load(path)
+    assert isinstance(back, IRTReliabilityModel) and back.models == rm.models
+    with pytest.raises(InputError, match="text"):  # the texts are not saved: new questions need them again
+        back.p_correct(test)
+    got = back.p_correct(test, questions=rm.questions).values
+    np.testing.assert_allclose(got, rm.p_correct(test).values, rtol=1e-6, atol=1e-7)
