@@ -129,27 +129,31 @@ class SimulationBasedCalibration:
     :data:`SBC_MODEL_CONFIG` (priors come from the package's defaults unless overridden here).
     ``draws``/``tune`` per chain, ``chains``; ``n_draws`` (L): posterior draws each rank is taken among,
     evenly thinned from ``chains * draws`` so that autocorrelation does not make the ranks lumpy.
-    ``target_accept``: nutpie's step-size adaptation target.
+    ``target_accept``: nutpie's step-size adaptation target; None: the reliability model's own rule
+    (:func:`~bayes_router.models.reliability.parameterization.target_accept`, 0.98 for 3-4 models), so
+    that SBC checks the sampler as the package runs it.
     """
 
     def __init__(self, log: pd.DataFrame, stage: str = "pre", *, model_config: dict | None = None,
                  draws: int = 500, tune: int = 500, chains: int = 2, n_draws: int = 99,
-                 target_accept: float = 0.9):
+                 target_accept: float | None = None):
         import nutpie
         import pymc as pm
         import pytensor
 
         from bayes_router.models.reliability.graph import build_graph
         from bayes_router.models.reliability.model import ReliabilityModel
+        from bayes_router.models.reliability.parameterization import target_accept as default_accept
 
         if n_draws < 1 or n_draws > chains * draws:
             raise InputError(f"n_draws must be between 1 and chains * draws = {chains * draws}, got {n_draws}")
         self.stage, self.draws, self.tune, self.chains, self.n_draws = stage, draws, tune, chains, n_draws
-        self.target_accept = target_accept
         self.reliability = ReliabilityModel(stage, model_config={**SBC_MODEL_CONFIG, **(model_config or {})})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # covariates absent from a simulated log
             self.plan = self.reliability.plan(log)
+        self.target_accept = default_accept(target_accept, self.plan.parameterization.chosen,
+                                            len(self.plan.design.models))
         self._build = lambda cells: build_graph(self.plan.design, self.reliability.model_config,
                                                 self.plan.parameterization, cells, self.plan.alpha_shift_means)
         self.model = self._build(self.plan.cells)
