@@ -3,13 +3,16 @@ questions into the fit, the quadrature over a new question's difficulty, save/lo
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from bayes_router.errors import InputError
 from bayes_router.models.irt.model import IRTReliabilityModel
-from bayes_router.models.irt.prediction import hermite_rule, sigmoid
+from bayes_router.models.irt.post import success_given_first
+from bayes_router.models.irt.prediction import expected_success, hermite_rule, sigmoid
 from bayes_router.models.irt.text import TextFeatures
 from bayes_router.models.reliability import ReliabilityModel
 
@@ -59,9 +62,12 @@ def simulate_irt(seed: int = 0):
     for m in range(N_MODELS):
         p = sigmoid(ability[m, s_idx] - disc[m] * difficulty)
         correct = rng.random(n_q) < p
+        parsed = correct | (rng.random(n_q) < 0.8)  # a fifth of the wrong answers have no letter
+        tokens = np.exp(rng.normal(4.0 + 0.6 * ~correct, 0.4))  # wrong answers ramble
         rows.append(pd.DataFrame({"question_id": questions["question_id"], "model": models[m],
                                   "subject": questions["subject"], "question_chars": [len(t) for t in texts],
-                                  "parsed": True, "correct": correct}))
+                                  "parsed": parsed, "correct": correct & parsed,
+                                  "completion_tokens": tokens.round().astype(np.int64)}))
     log = pd.concat(rows, ignore_index=True)
     truth = {"ability": ability, "discrimination": disc, "text_weight": w, "difficulty": difficulty[:N_TRAIN]}
     return log, questions, truth
@@ -88,8 +94,8 @@ def test_family_dispatch_and_refusals():
     assert type(ReliabilityModel(stage="pre")) is ReliabilityModel
     with pytest.raises(InputError, match="family"):
         ReliabilityModel(family="mirt")
-    with pytest.raises(InputError, match="stages"):
-        ReliabilityModel(stage="post", family="irt")
+    with pytest.raises(InputError, match="stage"):
+        ReliabilityModel(stage="during", family="irt")
     with pytest.raises(InputError, match="irt_config"):
         IRTReliabilityModel(irt_config={"n_component": 3})
 
@@ -166,3 +172,39 @@ def test_save_load_round_trip(fitted, tmp_path):
         back.p_correct(test)
     got = back.p_correct(test, questions=rm.questions).values
     np.testing.assert_allclose(got, rm.p_correct(test).values, rtol=1e-6, atol=1e-7)
+
+
+def test_post_call_signals_sharpen_the_call_itself(fitted):
+    rm, log, _, _ = fitted
+    post = copy.copy(rm)  # the post stage shares the posterior; only prediction differs
+    post.stage, post._draws_cache = "post", None
+    test = log[log["question_id"] >= N_TRAIN]
+    y = test["correct"].to_numpy()
+
+    def score(P):
+        p = np.clip(P.mean(axis=0), 1e-9, 1 - 1e-9)
+        return np.mean(np.where(y, np.log(p), np.log1p(-p)))
+
+    P_post = post.p_correct(test, n_draws=100).values
+    assert (P_post[:, ~test["parsed"].to_numpy()] == 0).all()  # the hurdle
+    # simulated signals separate right from wrong, so the post-call score must beat the pre-call one
+    assert score(P_post) > score(rm.p_correct(test, n_draws=100).values) + 0.05
+
+
+def test_first_call_evidence_moves_every_other_model(fitted):
+    rm, log, _, _ = fitted
+    test = log[log["question_id"] >= N_TRAIN]
+    first = test[test["model"] == "model_0"]
+    cands = test[test["model"] != "model_0"]
+    prior = rm.p_correct(cands, n_draws=100).values
+    wrong = first.assign(parsed=False)  # no letter: wrong for sure, so the question is likely hard
+    right = first.assign(parsed=True, completion_tokens=int(np.exp(4.0)))  # short: likely right
+    after_wrong = rm.p_correct_after(wrong, cands, n_draws=100).values
+    after_right = rm.p_correct_after(right, cands, n_draws=100).values
+    assert (after_wrong < prior + 1e-6).all() and (after_right > prior - 1e-6).all()
+    assert (after_right - after_wrong).mean() > 0.03
+    # no evidence (likelihood ratio 1) leaves the prior unchanged
+    t = rm._terms(cands, 20, None)
+    same = success_given_first(t["ab"], t["disc"], np.zeros(t["ab"].shape[1]), t["ab"], t["disc"], t["mu"],
+                               t["sd"], 24)
+    np.testing.assert_allclose(same, expected_success(t["ab"], t["disc"], t["mu"], t["sd"], 24), atol=1e-5)

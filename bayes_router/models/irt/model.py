@@ -18,7 +18,13 @@ import pandas as pd
 from bayes_router.errors import InputError
 from bayes_router.models.irt.config import difficulty_parameterization, resolve_irt_config
 from bayes_router.models.irt.graph import IRTData, build_irt_graph
-from bayes_router.models.irt.prediction import flatten_posterior, p_correct_draws
+from bayes_router.models.irt.post import SignalModel, success_given_first, success_given_own_signals
+from bayes_router.models.irt.prediction import (
+    ability_draws,
+    difficulty_prior,
+    expected_success,
+    flatten_posterior,
+)
 from bayes_router.models.irt.text import TextFeatures
 from bayes_router.models.reliability.config import (
     default_chains,
@@ -31,7 +37,7 @@ from bayes_router.models.reliability.parameterization import choose_parameteriza
 from bayes_router.models.reliability.prediction import thinned
 
 #: Stages the IRT family implements.
-IRT_STAGES = ("pre",)
+IRT_STAGES = ("pre", "post")
 #: NUTS target acceptance when ``sampler_config["target_accept"]`` is None.
 DEFAULT_TARGET_ACCEPT = {"centered": 0.85, "non-centered": 0.9}
 
@@ -72,6 +78,7 @@ class IRTReliabilityModel(ReliabilityModel):
         self.train_question_ids = np.zeros(0, dtype=np.int64)
         self.questions: pd.DataFrame | None = None
         self._chosen: dict = {}
+        self.signals: SignalModel | None = None
 
     # ------------------------------------------------------------------- fit
     def _data(self, train_log: pd.DataFrame, questions: pd.DataFrame | None) -> IRTData:
@@ -126,6 +133,7 @@ class IRTReliabilityModel(ReliabilityModel):
         draws = cfg["draws"] or default_draws(chains)
         accept = cfg["target_accept"] or DEFAULT_TARGET_ACCEPT[kind]
         idata = self._sample(graph, cfg, draws, chains, accept, seed, progress)
+        self.signals = SignalModel.fit(train_log)
         idata.posterior = idata.posterior.assign_coords(question=self.train_question_ids)
         self.idata, self._draws_cache = idata, None
         self.metadata = {
@@ -173,16 +181,9 @@ class IRTReliabilityModel(ReliabilityModel):
         X[rows] = self.text_features.transform(sub)
         return X
 
-    def p_correct(self, calls: pd.DataFrame, n_draws: int | None = None, questions: pd.DataFrame | None = None):
-        """Posterior draws of P(correct) for each call: ``xarray.DataArray`` (draw, call), float32.
-
-        A call on a training question uses that question's posterior difficulty; any other
-        question's difficulty is integrated over its text prior (Gauss-Hermite quadrature per
-        draw), so its outcomes are never read. ``correct`` is never read. Texts of new questions
-        come from a ``text`` column of ``calls``, else ``questions``, else those given at fit.
-        Models must have been seen in training; an unseen subject gets population draws."""
-        import xarray as xr
-
+    def _terms(self, calls: pd.DataFrame, n_draws: int | None, questions: pd.DataFrame | None) -> dict:
+        """Per selected draw and call, float32 (draws, calls): ability ``ab``, discrimination ``disc``,
+        difficulty mean ``mu`` and sd ``sd`` (0 on training questions); ``sel`` the draws used."""
         check_log(calls, need_correct=False)
         d = self._posterior_draws()
         sel = thinned(d["alpha"].shape[0], n_draws)
@@ -196,18 +197,69 @@ class IRTReliabilityModel(ReliabilityModel):
             s_idx[unseen_subj] = -1 - codes
         q_idx = np.full(len(calls), -1, dtype=np.int64)
         if "question_id" in calls.columns:
-            pos = pd.Index(self.train_question_ids).get_indexer(calls["question_id"].to_numpy(dtype=np.int64))
-            q_idx = pos.astype(np.int64)
+            q_idx = pd.Index(self.train_question_ids).get_indexer(calls["question_id"].to_numpy(dtype=np.int64))
         X = self._new_question_features(calls.reset_index(drop=True), q_idx < 0, questions)
-        P = p_correct_draws(d, sel, m_idx, s_idx, len(self.subjects), q_idx, X, self.irt_config["quadrature_nodes"])
-        return xr.DataArray(P, dims=("draw", "call"), coords={"draw": sel, "call": calls.index.to_numpy()},
+        mu, sd = difficulty_prior(d, sel, q_idx, X)
+        return {"sel": sel, "ab": ability_draws(d, sel, m_idx, s_idx, len(self.subjects)),
+                "disc": d["discrimination"][sel][:, m_idx], "mu": mu, "sd": sd}
+
+    def _check_signals(self, calls: pd.DataFrame, what: str) -> None:
+        missing = [c for c in ("parsed", "completion_tokens") if c not in calls.columns]
+        if missing:
+            raise InputError(f"{what}: the post-call IRT model needs the columns {missing}")
+
+    def p_correct(self, calls: pd.DataFrame, n_draws: int | None = None, questions: pd.DataFrame | None = None):
+        """Posterior draws of P(correct) for each call: ``xarray.DataArray`` (draw, call), float32.
+
+        Pre stage: P(right) before the call. Post stage: P(right | the call's own signals)
+        (:mod:`.post`; unparsed calls get 0). A call on a training question uses that question's
+        posterior difficulty; any other question's difficulty is integrated over its text prior
+        (Gauss-Hermite quadrature per draw). ``correct`` is never read. Texts of new questions come
+        from a ``text`` column of ``calls``, else ``questions``, else those given at fit. Models must
+        have been seen in training; an unseen subject gets population draws."""
+        import xarray as xr
+
+        t = self._terms(calls, n_draws, questions)
+        nodes = self.irt_config["quadrature_nodes"]
+        if self.stage == "post":
+            self._check_signals(calls, "calls")
+            P = success_given_own_signals(t["ab"], t["disc"], t["mu"], t["sd"],
+                                          self.signals.log_likelihood_ratio(calls), nodes)
+        else:
+            P = expected_success(t["ab"], t["disc"], t["mu"], t["sd"], nodes)
+        return xr.DataArray(P, dims=("draw", "call"), coords={"draw": t["sel"], "call": calls.index.to_numpy()},
+                            name="p_correct")
+
+    def p_correct_after(self, first: pd.DataFrame, candidates: pd.DataFrame, n_draws: int | None = None,
+                        questions: pd.DataFrame | None = None):
+        """P(each candidate call right | the first call's signals on its question), (draw, call).
+
+        ``first``: one observed call per question (model, subject, question_id, parsed,
+        completion_tokens, confidence where logged); ``candidates``: calls of other models on those
+        questions. The first call's likelihood ratio reweights the question's difficulty (see
+        :mod:`.post`), so a first answer that looks wrong lowers every candidate's chance. Either
+        stage's fit can answer this (the signal model is fitted with every fit)."""
+        import xarray as xr
+
+        self._check_signals(first, "first")
+        if first["question_id"].duplicated().any():
+            raise InputError("first: one call per question")
+        pos = pd.Index(first["question_id"].to_numpy()).get_indexer(candidates["question_id"].to_numpy())
+        if (pos < 0).any():
+            raise InputError("candidates: every question needs its first call in 'first'")
+        t1 = self._terms(first, n_draws, questions)
+        t2 = self._terms(candidates, n_draws, questions)
+        llr = self.signals.log_likelihood_ratio(first)[pos]
+        P = success_given_first(t1["ab"][:, pos], t1["disc"][:, pos], llr, t2["ab"], t2["disc"],
+                                t1["mu"][:, pos], t1["sd"][:, pos], self.irt_config["quadrature_nodes"])
+        return xr.DataArray(P, dims=("draw", "call"), coords={"draw": t2["sel"], "call": candidates.index.to_numpy()},
                             name="p_correct")
 
     # ------------------------------------------------------------- save/load
     def _write_attrs(self) -> None:
         super()._write_attrs()
         meta = json.loads(self.idata.attrs["bayes_router_reliability"])
-        meta.update({"family": "irt", "irt_config": self.irt_config})
+        meta.update({"family": "irt", "irt_config": self.irt_config, "signals": self.signals.params})
         self.idata.attrs["bayes_router_reliability"] = json.dumps(meta)
 
     @classmethod
@@ -223,6 +275,7 @@ class IRTReliabilityModel(ReliabilityModel):
         rm.metadata = dict(meta.get("metadata", {}))
         rm.train_question_ids = np.asarray(rm.idata.posterior["question"].values, dtype=np.int64)
         rm.text_features = TextFeatures.from_dataset(rm.idata.constant_data)
+        rm.signals = SignalModel(meta.get("signals", {}))
         return rm
 
     # ------------------------------------------------------------ v1 only

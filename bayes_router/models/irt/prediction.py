@@ -65,27 +65,36 @@ def ability_draws(d: dict, sel: np.ndarray, model_idx: np.ndarray, subject_idx: 
     return ab
 
 
-def p_correct_draws(d: dict, sel: np.ndarray, model_idx: np.ndarray, subject_idx: np.ndarray, n_subjects: int,
-                    question_idx: np.ndarray, X_new: np.ndarray, nodes: int) -> np.ndarray:
-    """P(correct) of each call under each selected draw, float32 (draws, calls).
+def difficulty_prior(d: dict, sel: np.ndarray, question_idx: np.ndarray, X_new: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, sd) of each call's question difficulty under each selected draw, float32 (draws, calls).
 
-    ``question_idx``: the training question of each call, or -1 for a new question, whose text
-    features are the matching row of ``X_new`` (calls, features; rows of training calls unused)."""
-    ab = ability_draws(d, sel, model_idx, subject_idx, n_subjects)
-    disc = d["discrimination"][sel][:, model_idx]
-    out = np.empty_like(ab)
+    ``question_idx``: the training question of each call (its posterior draw, sd 0), or -1 for a
+    new question: Normal(text . w, sigma_difficulty), its text features the matching row of
+    ``X_new`` (calls, features; rows of training calls unused)."""
+    mu = np.empty((len(sel), len(question_idx)), dtype=np.float32)
+    sd = np.zeros_like(mu)
     old = question_idx >= 0
     if old.any():
-        diff = d["difficulty"][sel][:, question_idx[old]]
-        out[:, old] = sigmoid(ab[:, old] - disc[:, old] * diff)
-    new = ~old
+        mu[:, old] = d["difficulty"][sel][:, question_idx[old]]
+    if (~old).any():
+        mu[:, ~old] = d["text_weight"][sel] @ X_new[~old].T.astype(np.float32)
+        sd[:, ~old] = d["sigma_difficulty"][sel][:, None]
+    return mu, sd
+
+
+def expected_success(ab: np.ndarray, disc: np.ndarray, mu: np.ndarray, sd: np.ndarray, nodes: int) -> np.ndarray:
+    """E_d sigmoid(ab - disc * d), d ~ Normal(mu, sd), all (draws, calls); exact where sd is 0."""
+    out = np.empty_like(ab)
+    known = ~(sd > 0).any(axis=0)
+    if known.any():
+        out[:, known] = sigmoid(ab[:, known] - disc[:, known] * mu[:, known])
+    new = ~known
     if new.any():
-        mu = d["text_weight"][sel] @ X_new[new].T.astype(np.float32)  # (draws, new calls)
-        sd = d["sigma_difficulty"][sel][:, None]
         points, weights = hermite_rule(nodes)
-        acc = np.zeros_like(mu)
-        base = ab[:, new] - disc[:, new] * mu
-        scaled = disc[:, new] * sd
+        base = ab[:, new] - disc[:, new] * mu[:, new]
+        scaled = disc[:, new] * sd[:, new]
+        acc = np.zeros_like(base)
         for t, wt in zip(points, weights, strict=True):
             acc += wt * sigmoid(base - scaled * t)
         out[:, new] = acc

@@ -1,0 +1,160 @@
+"""Post-call evidence for the IRT reliability model: what a call's signals say about its
+correctness, and through it about the question's difficulty.
+
+At routing time a call's correctness y is not observed; its signals are: whether a letter was
+extracted (``parsed``), its completion tokens and, where the log has it, a stated confidence.
+:class:`SignalModel` is a generative model of the signals given correctness, per model:
+
+* parsed: an unparsed call is wrong (the hurdle), so P(unparsed | right) = 0 and
+  P(unparsed | wrong) = pi_m (Beta(1, 1) posterior mean);
+* log completion tokens (standardized within the model's subject, training constants) and the
+  logit of the stated confidence: Normal(mu_{m,y}, tau_{m,y}) given y; a missing confidence has
+  its own probability given y (it is informative: see the reliability design's signal notes).
+
+Signals are taken as independent of each other and of the difficulty given correctness (a
+naive-Bayes assumption; stated, not tested here). The likelihood ratio
+r(s) = p(s | right) / p(s | wrong) then updates the question's difficulty d:
+
+    p(d | s_1) ∝ Normal(d; text . w, sigma) [p_1(d) r(s_1) + 1 - p_1(d)],
+    p_1(d) = sigmoid(ability_1 - discrimination_1 d),
+
+and every other model's success is integrated over that posterior: a first answer that looks
+wrong makes a hard question likelier, which lowers every model's chance (correlated errors
+follow from the shared difficulty; no copula). All integrals: Gauss-Hermite per posterior draw.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from bayes_router.models.irt.prediction import hermite_rule, sigmoid
+from bayes_router.models.reliability.design import signal_missing_mask, transform
+
+#: Continuous signals: log column -> transform before standardizing.
+CONTINUOUS_SIGNALS = {"completion_tokens": "log1p", "confidence": "logit"}
+#: Smallest sd of a signal given correctness (standardized units): keeps a ratio finite.
+MIN_SD = 0.05
+
+
+def _normal_logpdf(x, mu, sd):
+    return -0.5 * ((x - mu) / sd) ** 2 - np.log(sd) - 0.5 * np.log(2 * np.pi)
+
+
+class SignalModel:
+    """p(signals | correct, model), fitted on training calls (whose correctness is known)."""
+
+    def __init__(self, params: dict | None = None):
+        self.params = params or {}
+
+    @classmethod
+    def fit(cls, train_log: pd.DataFrame) -> SignalModel:
+        """Per model: P(unparsed | wrong), and per continuous signal its cell standardization
+        (model, subject) and its mean and sd given right and given wrong, over parsed calls."""
+        params = {}
+        for m, rows in train_log.groupby(train_log["model"].astype(str), observed=True):
+            y = rows["correct"].to_numpy(dtype=bool)
+            parsed = rows["parsed"].to_numpy(dtype=bool)
+            wrong = ~y
+            entry = {"p_unparsed_wrong": float(((~parsed & wrong).sum() + 1) / (wrong.sum() + 2)), "signals": {}}
+            for col, how in CONTINUOUS_SIGNALS.items():
+                if col not in rows.columns:
+                    continue
+                missing = signal_missing_mask(rows, col) if col == "confidence" else rows[col].isna().to_numpy()
+                use = parsed & ~missing
+                if use.sum() < 20 or y[use].all() or (~y[use]).all():
+                    continue
+                x = transform(pd.to_numeric(rows[col], errors="coerce").to_numpy(dtype=float), how)
+                subj = rows["subject"].astype(str).to_numpy()
+                cells = {}
+                for s in np.unique(subj[use]):
+                    v = x[use & (subj == s)]
+                    cells[s] = [float(v.mean()), float(max(v.std(), MIN_SD))] if len(v) >= 5 else None
+                overall = [float(x[use].mean()), float(max(x[use].std(), MIN_SD))]
+                cells = {s: c or overall for s, c in cells.items()}
+                z = (x - np.array([cells.get(s, overall)[0] for s in subj])) / \
+                    np.array([cells.get(s, overall)[1] for s in subj])
+                given = {}
+                for label, mask in (("right", use & y), ("wrong", use & ~y)):
+                    given[label] = [float(z[mask].mean()), float(max(z[mask].std(), MIN_SD))] if mask.sum() >= 5 \
+                        else [0.0, 1.0]
+                p_missing = {label: float(((parsed & missing & (y == (label == "right"))).sum() + 1)
+                                          / ((parsed & (y == (label == "right"))).sum() + 2))
+                             for label in ("right", "wrong")} if col == "confidence" else None
+                entry["signals"][col] = {"cells": cells, "overall": overall, "given": given,
+                                         "p_missing": p_missing}
+            params[m] = entry
+        return cls(params)
+
+    def log_likelihood_ratio(self, calls: pd.DataFrame) -> np.ndarray:
+        """log p(signals | right) - log p(signals | wrong) of each call, (calls,); -inf where unparsed
+        (an unparsed call is wrong). A model unseen in training: 0 (no evidence)."""
+        out = np.zeros(len(calls))
+        parsed = calls["parsed"].to_numpy(dtype=bool)
+        models = calls["model"].astype(str).to_numpy()
+        subj = calls["subject"].astype(str).to_numpy()
+        for m in np.unique(models):
+            if m not in self.params:
+                continue
+            entry, rows = self.params[m], models == m
+            out[rows] -= np.log1p(-entry["p_unparsed_wrong"])  # P(parsed | right) = 1
+            for col, sig in entry["signals"].items():
+                if col not in calls.columns:
+                    continue
+                x = transform(pd.to_numeric(calls.loc[rows, col], errors="coerce").to_numpy(dtype=float),
+                              CONTINUOUS_SIGNALS[col])
+                cell = np.array([sig["cells"].get(s, sig["overall"]) for s in subj[rows]])
+                z = (x - cell[:, 0]) / cell[:, 1]
+                (mu1, sd1), (mu0, sd0) = sig["given"]["right"], sig["given"]["wrong"]
+                llr = _normal_logpdf(z, mu1, sd1) - _normal_logpdf(z, mu0, sd0)
+                if sig["p_missing"] is not None:
+                    miss = signal_missing_mask(calls.loc[rows], col)
+                    pm1, pm0 = sig["p_missing"]["right"], sig["p_missing"]["wrong"]
+                    llr = np.where(miss, np.log(pm1) - np.log(pm0), llr + np.log1p(-pm1) - np.log1p(-pm0))
+                out[np.flatnonzero(rows)] += np.nan_to_num(llr)
+        out[~parsed] = -np.inf
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.params)
+
+    @classmethod
+    def from_json(cls, text: str) -> SignalModel:
+        return cls(json.loads(text))
+
+
+def success_given_own_signals(ab, disc, mu, sd, log_ratio, nodes: int) -> np.ndarray:
+    """P(a call right | its own signals), (draws, calls): E over p(d | s) of P(right | d, s).
+
+    ``ab``, ``disc``, ``mu``, ``sd`` (draws, calls): ability, discrimination, and the mean and sd of
+    the question's difficulty before the call (sd 0 for a training question's posterior draw);
+    ``log_ratio`` (calls,): :meth:`SignalModel.log_likelihood_ratio`."""
+    points, weights = hermite_rule(nodes)
+    r = np.exp(np.minimum(log_ratio, 50.0)).astype(np.float32)[None, :]  # exp(-inf) = 0: unparsed
+    num, den = np.zeros_like(ab), np.zeros_like(ab)
+    for t, wt in zip(points, weights, strict=True):
+        p = sigmoid(ab - disc * (mu + sd * t))
+        num += wt * p * r
+        den += wt * (p * r + (1.0 - p))
+    return num / den
+
+
+def success_given_first(ab1, disc1, log_ratio1, ab2, disc2, mu, sd, nodes: int) -> np.ndarray:
+    """P(a second call right | the first call's signals) on the same question, (draws, rows).
+
+    Row k pairs a first call (``ab1``, ``disc1``, ``log_ratio1``) with a candidate second model
+    (``ab2``, ``disc2``) on a question with difficulty prior (``mu``, ``sd``); all (draws, rows)
+    except ``log_ratio1`` (rows,). The first call's evidence reweights the difficulty nodes by
+    p_1(d) r + 1 - p_1(d); the second model's success is averaged under those weights."""
+    points, weights = hermite_rule(nodes)
+    r = np.exp(np.minimum(log_ratio1, 50.0)).astype(np.float32)[None, :]
+    num, den = np.zeros_like(ab2), np.zeros_like(ab2)
+    for t, wt in zip(points, weights, strict=True):
+        d = mu + sd * t
+        p1 = sigmoid(ab1 - disc1 * d)
+        evidence = wt * (p1 * r + (1.0 - p1))
+        num += evidence * sigmoid(ab2 - disc2 * d)
+        den += evidence
+    return num / den
