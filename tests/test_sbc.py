@@ -62,3 +62,30 @@ def test_uniformity_tests_hold_their_level_and_reject_a_shift():
 def test_ranks_outside_the_draws_are_refused():
     with pytest.raises(InputError, match="ranks must lie in 0 .. 19"):
         ru.ecdf_counts(np.array([0, 20]), 19)
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(InputError, match="n_models and n_subjects must be at least 2"):
+        sbc.sbc_log(n_models=1)
+    with pytest.raises(InputError, match="n_draws must be between 1 and chains \\* draws = 20"):
+        sbc.SimulationBasedCalibration(sbc.sbc_log(n_questions=20), "pre", draws=10, chains=2, n_draws=50)
+
+
+def test_figures_and_headline_of_a_result(tmp_path):
+    """The reporting side on made-up ranks (no sampling): a biased parameter is flagged, the others pass."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from bayes_router.study import sbc_figures as sf
+
+    rng = np.random.default_rng(3)
+    ranks = np.column_stack([rng.integers(0, 20, 200), rng.integers(10, 20, 200)])
+    result = sbc.SBCResult("pre", ["mu_alpha", "mu_slope[x]"], ranks, 19, np.array([0] * 199 + [2]),
+                           np.full(200, 0.5), 10.0, {"stage": "pre"})
+    table = sf.summary_table([result])
+    record = sf.headline(result, table)
+    assert record["uniform"] is False and record["divergences_total"] == 2 and record["fits_with_divergences"] == 1
+    assert record["p_values"]["mu_slope[x]"]["ecdf_p"] < 0.001 < record["p_values"]["mu_alpha"]["ecdf_p"]
+    for fig in (sf.rank_histograms(result), sf.ecdf_difference(result)):
+        assert len([ax for ax in fig.axes if ax.get_visible()]) == 2 and fig.axes[0].get_xlabel()
+    assert len(result.to_frame()) == 400
