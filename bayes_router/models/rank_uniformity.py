@@ -11,6 +11,11 @@ Binomial(N, (j + 1) / (L + 1)) at every ``j``. Two tests per parameter:
   distribution is simulated, which also gives the band that the whole ECDF stays inside with
   probability ``prob`` (a simultaneous band, not a pointwise one). Sensitive to shifts (ranks piled at
   one end: biased posterior) and to U or hump shapes (too narrow or too wide posterior).
+
+The band agrees with ArviZ's optimized simultaneous band (``arviz.stats.ecdf_utils.ecdf_confidence_band``,
+0.23.4) within one count: 30 ranks among 19 draws, the lower bound differs at 1 of 19 points; 200 among 99,
+at 1 and 2 of 99 points (lower, upper). Here it is computed for the discrete ranks exactly (multinomial
+null draws), and the test's p-value comes from the same null draws.
 """
 
 from __future__ import annotations
