@@ -43,13 +43,12 @@ SBC_MODEL_CONFIG: dict = {"model_effects": {"parameterization": "non-centered"},
                           "subject_effects": {"parameterization": "non-centered"}}
 
 
-def sbc_log(stage: str = "pre", n_questions: int = 100, n_models: int = 3, n_subjects: int = 3,
-            seed: int = 0) -> pd.DataFrame:
+def sbc_log(n_questions: int = 100, n_models: int = 3, n_subjects: int = 3, seed: int = 0) -> pd.DataFrame:
     """A small SIMULATED call log (``log_source == "simulated"``) whose design the SBC fits reuse.
 
     ``n_questions`` per model; every model answers every question. Its outcomes are replaced by
     prior predictive draws in each replication; its covariates (question length; the post stage also
-    completion tokens and the parse hurdle) stay. ``stage`` is accepted for symmetry (one log serves both).
+    completion tokens and the parse hurdle) stay. One log serves both stages.
     """
     from bayes_router.data.simulate import simulate_call_log
 
