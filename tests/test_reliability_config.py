@@ -37,11 +37,11 @@ def _prior_logp(model, name: str, value: float) -> float:
 #: One override per model_config key and what it must change in the built graph.
 PRIOR_OVERRIDES = {
     "mu_alpha": {"sigma": 3.0},
-    "sigma_alpha": {"sigma": 2.0},
+    "sigma_alpha": {"beta": 1.0},
     "sigma_subject": {"dist": "HalfStudentT", "nu": 3.0, "sigma": 1.0},
     "sigma_interaction": {"dist": "Exponential", "lam": 2.0},
     "mu_slope": {"dist": "StudentT", "nu": 4.0, "mu": 0.0, "sigma": 1.0},
-    "sigma_slope": {"sigma": 0.1},
+    "sigma_slope": {"dist": "HalfNormal", "sigma": 0.5},
 }
 #: effect -> (override, a variable only the override's graph has)
 PARAMETERIZATION_OVERRIDES = {
@@ -101,9 +101,13 @@ def test_bad_model_config_is_refused_by_name():
     with pytest.raises(InputError, match="dist must be one of .*HalfNormal.* for a scale prior"):
         ReliabilityModel("pre", model_config={"sigma_alpha": {"dist": "Normal", "mu": 0, "sigma": 1}})
     with pytest.raises(InputError, match=r"HalfNormal takes \['sigma'\]; unknown \['mu'\]"):
-        ReliabilityModel("pre", model_config={"sigma_alpha": {"mu": 1.0}})
+        ReliabilityModel("pre", model_config={"sigma_subject": {"mu": 1.0}})
+    with pytest.raises(InputError, match=r"Gamma takes \['alpha', 'beta'\]; unknown \['sigma'\]"):
+        ReliabilityModel("pre", model_config={"sigma_slope": {"sigma": 0.5}})
     with pytest.raises(InputError, match="sigma must be a positive number"):
-        ReliabilityModel("pre", model_config={"sigma_slope": {"sigma": -1}})
+        ReliabilityModel("pre", model_config={"sigma_slope": {"dist": "HalfNormal", "sigma": -1}})
+    with pytest.raises(InputError, match="beta must be a positive number"):
+        ReliabilityModel("pre", model_config={"sigma_slope": {"beta": 0}})
     with pytest.raises(InputError, match=r"unknown \['dist'\]; it takes \['parameterization'\]"):
         ReliabilityModel("pre", model_config={"model_effects": {"dist": "Normal"}})
 
@@ -225,8 +229,8 @@ def test_prepare_refuses_a_bad_configuration_before_fitting():
 
     log = small_log()
     models = sorted(log["model"].unique())
-    setup = prepare(log, models, n_questions=20, model_config={"sigma_slope": {"sigma": 0.2}})
-    assert setup.ctx.model_config == {"sigma_slope": {"sigma": 0.2}}
+    setup = prepare(log, models, n_questions=20, model_config={"sigma_slope": {"beta": 8.0}})
+    assert setup.ctx.model_config == {"sigma_slope": {"beta": 8.0}}
     with pytest.raises(InputError, match="mu_alfa"):
         prepare(log, models, n_questions=20, model_config={"mu_alfa": {}})
     with pytest.raises(InputError, match="target_acept"):

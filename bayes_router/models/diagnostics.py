@@ -60,6 +60,20 @@ class ConvergenceReport:
     def passed(self) -> bool:
         return not self.failures
 
+    def worst(self) -> dict | None:
+        """The variable closest to failing: the smallest of bulk and tail ESS relative to its threshold,
+        or R-hat's excess over its threshold relative to R-hat's own margin, whichever is worse."""
+        if self.table.empty:
+            return None
+        t = self.thresholds
+        ess = self.table[["ess_bulk_min", "ess_tail_min"]].min(axis=1) / t["ess_bulk_min"]
+        rhat = (t["r_hat_max"] - 1.0) / (self.table["r_hat_max"] - 1.0).clip(lower=1e-9)
+        margin = pd.concat([ess, rhat], axis=1).min(axis=1).fillna(0.0)
+        var = str(margin.idxmin())
+        row = self.table.loc[var]
+        return {"variable": var, "r_hat_max": _finite(row.r_hat_max), "ess_bulk_min": _finite(row.ess_bulk_min),
+                "ess_tail_min": _finite(row.ess_tail_min), "margin": _finite(margin[var])}
+
     def to_dict(self) -> dict:
         return {
             "passed": self.passed,

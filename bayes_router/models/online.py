@@ -48,8 +48,9 @@ from scipy.special import expit
 from bayes_router.errors import InputError
 
 #: Prior standard deviations (logit scale), from the reliability model's hierarchical prior:
-#: alpha's marginal sd combines mu_alpha ~ N(0, 1.5) and sigma_alpha ~ HalfNormal(1)
-#: (sqrt(1.5^2 + 1) = 1.8); the others are the HalfNormal scales of the group spreads.
+#: alpha's marginal sd combines mu_alpha ~ N(0, 1.5) and sigma_alpha ~ Gamma(2, 2.5)
+#: (sqrt(1.5^2 + E[sigma_alpha^2]) = sqrt(2.25 + 0.96) = 1.8); the others are the root mean
+#: squares of the spreads' priors (HalfNormal(1) for subjects; Gamma(2, 5) for the rest: 0.49).
 DEFAULT_PRIOR_SD: dict[str, float] = {"alpha": 1.8, "subject": 1.0, "interaction": 0.5, "slope": 0.5}
 _NEWTON_STEPS = 12
 #: Candidate sd_interaction values (logit) of the empirical-Bayes refits.

@@ -33,18 +33,21 @@ TARGETS = {"post_trio_4000_fit_s": 120.0, "full_pool_fit_s": 600.0, "p_correct_m
            "online_update_ms": 5.0}
 
 
-def _bench_data(log_path, models, n_questions, seed):
-    """(calls, description): real rows when the log exists, else a SIMULATED log (labelled)."""
+def _bench_data(log_path, models, n_questions, seed, train_only: bool = False):
+    """(calls, description): real rows when the log exists, else a SIMULATED log (labelled).
+    ``train_only``: the train questions of the one split (what the study's fits see)."""
     from bayes_router.data.io import load_call_log
     from bayes_router.data.simulate import simulate_call_log
-    from bayes_router.data.split import rows_for, sample_questions
+    from bayes_router.data.split import rows_for, sample_questions, train_test_split
 
     if log_path and Path(log_path).exists():
         log = load_call_log(log_path)
         models = list(models) if models else sorted(log["model"].astype(str).unique())
         ids = sample_questions(log, models, n_questions, seed=seed)
+        if train_only:
+            ids, _ = train_test_split(ids, seed=seed)
         return rows_for(log, models, ids), {"source": str(log_path), "simulated": False, "models": models,
-                                            "questions": int(len(ids))}
+                                            "questions": int(len(ids)), "train_only": train_only}
     log, _, _ = simulate_call_log(n_questions=n_questions or 4000, models=("small", "mid", "big"), seed=seed)
     return log, {"source": "SIMULATED (no real log found)", "simulated": True, "models": ["small", "mid", "big"],
                  "questions": int(log["question_id"].nunique())}
@@ -58,8 +61,10 @@ def _fit_job(spec: dict, queue) -> None:
         from bayes_router.models.diagnostics import REPORTED_VARS, convergence_report
         from bayes_router.models.reliability import ReliabilityModel
 
-        calls, data = _bench_data(spec["log"], spec["models"], spec["questions"], spec["seed"])
-        rm = ReliabilityModel(spec["stage"], sampler_config=spec.get("sampler_config"))
+        calls, data = _bench_data(spec["log"], spec["models"], spec["questions"], spec.get("split_seed", spec["seed"]),
+                                  train_only=spec.get("train_only", False))
+        rm = ReliabilityModel(spec["stage"], model_config=spec.get("model_config"),
+                              sampler_config=spec.get("sampler_config"))
         r0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
         with warnings.catch_warnings():
@@ -87,7 +92,7 @@ def _fit_job(spec: dict, queue) -> None:
             "draws": spec["draws"], "tune": spec["tune"], "chains": int(rm.metadata["chains"]),
             "wall_s": wall, "cpu_s": cpu, "sampling_s": float(st["sampling_time"]) if "sampling_time" in st else None,
             "min_bulk_ess": min_ess, "min_bulk_ess_per_s": min_ess / wall,
-            "converged": report.passed, "diagnostics": report.to_dict(),
+            "converged": report.passed, "diagnostics": report.to_dict(), "worst": report.worst(),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         })
     except Exception as exc:  # reported, not raised: the parent writes what it has
@@ -207,6 +212,45 @@ def _bench_full_pool(out: dict, log_path, sampler: str, fit: dict) -> None:
         print(f"  {stage}: " + (res.get("error") or f"wall {res['wall_s']:.1f} s, min bulk ESS "
                                              f"{res['min_bulk_ess']:.0f}, converged {res['converged']}"),
               flush=True)
+
+
+#: The reliability fits the study makes (notebook 03 and the fit step): pool x stage, on the train
+#: questions of 4000 sampled ones.
+STUDY_FITS = (("trio", "pre"), ("trio", "post"), ("tiers", "pre"), ("tiers", "post"), ("all", "pre"), ("all", "post"))
+
+
+def convergence_over_seeds(log_path, seeds=(0, 1, 2, 3), fits=STUDY_FITS, n_questions: int = 4000,
+                           split_seed: int = 0, draws: int | None = None, tune: int = 1000,
+                           chains: int | None = None, model_config: dict | None = None) -> dict:
+    """Fit each (pool, stage) of ``fits`` once per sampler seed, the split fixed (``split_seed``), each in
+    its own process; returns ``{"fits": {"pool/stage": {"passed": k, "of": n, "runs": [...]}}, ...}``
+    where each run records the seed, the verdict, the failures, the worst variable and the wall time.
+    """
+    from tqdm.auto import tqdm
+
+    from bayes_router.data.pools import pool_models
+
+    out = {"seeds": list(seeds), "split_seed": split_seed, "questions": n_questions, "train_only": True,
+           "draws": draws, "tune": tune, "chains": chains, "fits": {}}
+    jobs = [(pool, stage, seed) for pool, stage in fits for seed in seeds]
+    for pool, stage, seed in tqdm(jobs, desc="convergence over seeds", unit="fit"):
+        spec = {"stage": stage, "sampler": "nutpie", "log": log_path, "models": pool_models(pool),
+                "questions": n_questions, "draws": draws, "tune": tune, "chains": chains, "seed": seed,
+                "split_seed": split_seed, "train_only": True, "progress": False, "model_config": model_config}
+        res = _run_isolated(spec)
+        run = {"seed": seed, "error": res["error"]} if "error" in res else {
+            "seed": seed, "passed": res["converged"], "failures": res["diagnostics"]["failures"],
+            "worst": res["worst"], "divergences": res["diagnostics"]["divergences"],
+            "bfmi_min": min(res["diagnostics"]["bfmi"] or [None]), "wall_s": res["wall_s"],
+            "parameterization": res["parameterization"], "target_accept": res["target_accept"]}
+        entry = out["fits"].setdefault(f"{pool}/{stage}", {"passed": 0, "of": 0, "runs": []})
+        entry["runs"].append(run)
+        entry["of"] += 1
+        entry["passed"] += int(bool(run.get("passed")))
+        tqdm.write(f"  {pool}/{stage} seed {seed}: " + (run.get("error") or (
+            "pass" if run["passed"] else "FAIL " + "; ".join(run["failures"]))
+            + f" (worst {run.get('worst', {}).get('variable')}, {run.get('wall_s', 0):.0f} s)"))
+    return out
 
 
 def _targets_met(out: dict, quick: bool) -> dict[str, bool]:
