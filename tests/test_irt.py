@@ -172,6 +172,9 @@ def test_save_load_round_trip(fitted, tmp_path):
         back.p_correct(test)
     got = back.p_correct(test, questions=rm.questions).values
     np.testing.assert_allclose(got, rm.p_correct(test).values, rtol=1e-6, atol=1e-7)
+    llr = rm.signals.log_likelihood_ratio(test)
+    assert np.isfinite(llr[test["parsed"].to_numpy()]).all() and np.ptp(llr[np.isfinite(llr)]) > 0.5
+    np.testing.assert_array_equal(back.signals.log_likelihood_ratio(test), llr)
 
 
 def test_post_call_signals_sharpen_the_call_itself(fitted):

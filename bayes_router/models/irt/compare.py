@@ -77,6 +77,7 @@ def compare_pre_call(log: pd.DataFrame, questions: pd.DataFrame, models, n_quest
         out[family]["held_out_joint_lpd_per_question"] = scoring.summarize(joint[family])
     out["irt_minus_v1"] = {"per_call_lpd": scoring.paired_difference(per_call["irt"], per_call["v1"], n_per_q),
                            "joint_lpd_per_question": scoring.paired_difference(joint["irt"], joint["v1"])}
+    out["post_call"] = post_call_scores(fits, train, test, questions, models, seed, draws, tune, chains, progress)
     if all("log_likelihood" in fits[f].idata.groups() for f in fits):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -85,6 +86,42 @@ def compare_pre_call(log: pd.DataFrame, questions: pd.DataFrame, models, n_quest
         out["loo"] = {f: {"elpd_loo": float(table.loc[f, "elpd_loo"]), "se": float(table.loc[f, "se"]),
                           "elpd_diff": float(table.loc[f, "elpd_diff"]), "dse": float(table.loc[f, "dse"]),
                           "share_pareto_k_over_0.7": ks[f]} for f in fits}
+    return out
+
+
+def post_call_scores(fits: dict, train, test, questions, models, seed, draws, tune, chains, progress) -> dict:
+    """Held-out scores after a first call to the cheapest model (``models[0]``), per test question:
+
+    * the first call itself given its signals: IRT post stage against v1's post-call model;
+    * the other models given the first call's signals: IRT ``p_correct_after`` against the IRT
+      and v1 pre-call probabilities (which ignore the first call).
+    """
+    import copy
+
+    from bayes_router.models.reliability import ReliabilityModel
+
+    first = test[test["model"] == models[0]].reset_index(drop=True)
+    others = test[test["model"] != models[0]].reset_index(drop=True)
+    irt_post = copy.copy(fits["irt"])  # the IRT post stage shares the posterior; only prediction differs
+    irt_post.stage, irt_post._draws_cache = "post", None
+    v1_post = ReliabilityModel(stage="post")
+    start = time.perf_counter()
+    v1_post.fit(train, draws=draws, tune=tune, chains=chains, seed=seed, progress=progress)
+    out = {"first_model": models[0], "v1_post_fit_s": round(time.perf_counter() - start, 1)}
+    own = {"irt_post": scoring.per_call_scores(irt_post, first, questions=questions),
+           "v1_post": scoring.per_call_scores(v1_post, first)}
+    out["first_call_given_own_signals"] = {k: scoring.summarize(v) for k, v in own.items()}
+    out["first_call_irt_minus_v1"] = scoring.paired_difference(own["irt_post"], own["v1_post"])
+    n_other = len(models) - 1
+    irt_after = fits["irt"].p_correct_after(first, others, questions=questions)
+    after = {"irt_after_first": scoring.per_call_scores_from(irt_after.values, others),
+             "irt_pre": scoring.per_call_scores(fits["irt"], others, questions=questions),
+             "v1_pre": scoring.per_call_scores(fits["v1"], others)}
+    out["others_given_first_signals"] = {k: scoring.summarize(v, n_other) for k, v in after.items()}
+    out["others_irt_after_minus_v1_pre"] = scoring.paired_difference(after["irt_after_first"], after["v1_pre"],
+                                                                      n_other)
+    out["others_irt_after_minus_irt_pre"] = scoring.paired_difference(after["irt_after_first"], after["irt_pre"],
+                                                                       n_other)
     return out
 
 

@@ -259,7 +259,7 @@ class IRTReliabilityModel(ReliabilityModel):
     def _write_attrs(self) -> None:
         super()._write_attrs()
         meta = json.loads(self.idata.attrs["bayes_router_reliability"])
-        meta.update({"family": "irt", "irt_config": self.irt_config, "signals": self.signals.params})
+        meta.update({"family": "irt", "irt_config": self.irt_config, "signals": self.signals.to_json()})
         self.idata.attrs["bayes_router_reliability"] = json.dumps(meta)
 
     @classmethod
@@ -275,7 +275,7 @@ class IRTReliabilityModel(ReliabilityModel):
         rm.metadata = dict(meta.get("metadata", {}))
         rm.train_question_ids = np.asarray(rm.idata.posterior["question"].values, dtype=np.int64)
         rm.text_features = TextFeatures.from_dataset(rm.idata.constant_data)
-        rm.signals = SignalModel(meta.get("signals", {}))
+        rm.signals = SignalModel.from_json(meta["signals"])
         return rm
 
     # ------------------------------------------------------------ v1 only

@@ -8,8 +8,10 @@ extracted (``parsed``), its completion tokens and, where the log has it, a state
 * parsed: an unparsed call is wrong (the hurdle), so P(unparsed | right) = 0 and
   P(unparsed | wrong) = pi_m (Beta(1, 1) posterior mean);
 * log completion tokens (standardized within the model's subject, training constants) and the
-  logit of the stated confidence: Normal(mu_{m,y}, tau_{m,y}) given y; a missing confidence has
-  its own probability given y (it is informative: see the reliability design's signal notes).
+  logit of the stated confidence: a histogram over the model's quantile bins given y, a missing
+  confidence its own bin (missingness is informative: see the reliability design's signal notes).
+  Bins, not a Normal given y: wrong answers that run to the token limit make heavy tails, where a
+  ratio of two Normals with unequal spreads grows without bound.
 
 Signals are taken as independent of each other and of the difficulty given correctness (a
 naive-Bayes assumption; stated, not tested here). The likelihood ratio
@@ -35,58 +37,70 @@ from bayes_router.models.reliability.design import signal_missing_mask, transfor
 
 #: Continuous signals: log column -> transform before standardizing.
 CONTINUOUS_SIGNALS = {"completion_tokens": "log1p", "confidence": "logit"}
-#: Smallest sd of a signal given correctness (standardized units): keeps a ratio finite.
+#: Smallest sd of a signal within a (model, subject) cell: keeps the standardization finite.
 MIN_SD = 0.05
 
 
-def _normal_logpdf(x, mu, sd):
-    return -0.5 * ((x - mu) / sd) ** 2 - np.log(sd) - 0.5 * np.log(2 * np.pi)
-
-
 class SignalModel:
-    """p(signals | correct, model), fitted on training calls (whose correctness is known)."""
+    """p(signals | correct, model), fitted on training calls (whose correctness is known).
 
-    def __init__(self, params: dict | None = None):
+    ``n_bins``: quantile bins of each continuous signal per model (a confidence also has a bin
+    for "none stated"); bin probabilities given right and given wrong have a Dirichlet(1, ..., 1)
+    prior (posterior means kept)."""
+
+    def __init__(self, params: dict | None = None, n_bins: int = 8):
         self.params = params or {}
+        self.n_bins = int(n_bins)
+
+    @staticmethod
+    def _standardize(x, subj, sig) -> np.ndarray:
+        cell = np.array([sig["cells"].get(s, sig["overall"]) for s in subj]).reshape(-1, 2)
+        return (x - cell[:, 0]) / cell[:, 1]
+
+    @staticmethod
+    def _bins(z, missing, sig) -> np.ndarray:
+        b = np.searchsorted(np.asarray(sig["edges"]), z)
+        return np.where(missing, len(sig["edges"]) + 1, b)  # the last bin: none stated
+
+    def _fit_signal(self, rows: pd.DataFrame, col: str, y, parsed) -> dict | None:
+        missing = signal_missing_mask(rows, col) if col == "confidence" else rows[col].isna().to_numpy()
+        use = parsed & ~missing
+        if use.sum() < 20 or y[use].all() or (~y[use]).all():
+            return None
+        x = transform(pd.to_numeric(rows[col], errors="coerce").to_numpy(dtype=float), CONTINUOUS_SIGNALS[col])
+        subj = rows["subject"].astype(str).to_numpy()
+        overall = [float(x[use].mean()), float(max(x[use].std(), MIN_SD))]
+        cells = {}
+        for s in np.unique(subj[use]):
+            v = x[use & (subj == s)]
+            cells[s] = [float(v.mean()), float(max(v.std(), MIN_SD))] if len(v) >= 10 else overall
+        sig = {"cells": cells, "overall": overall}
+        z = self._standardize(x, subj, sig)
+        sig["edges"] = np.unique(np.quantile(z[use], np.linspace(0, 1, self.n_bins + 1)[1:-1])).tolist()
+        bins = self._bins(z, missing, sig)
+        n_bins = len(sig["edges"]) + 2
+        for label, mask in (("right", parsed & y), ("wrong", parsed & ~y)):
+            counts = np.bincount(bins[mask], minlength=n_bins) + 1.0
+            sig[label] = (counts / counts.sum()).tolist()
+        return sig
 
     @classmethod
-    def fit(cls, train_log: pd.DataFrame) -> SignalModel:
-        """Per model: P(unparsed | wrong), and per continuous signal its cell standardization
-        (model, subject) and its mean and sd given right and given wrong, over parsed calls."""
-        params = {}
+    def fit(cls, train_log: pd.DataFrame, n_bins: int = 8) -> SignalModel:
+        """Per model: P(unparsed | wrong), and per continuous signal its (model, subject)
+        standardization, quantile bin edges and bin probabilities given right and given wrong
+        over parsed calls."""
+        model = cls({}, n_bins)
         for m, rows in train_log.groupby(train_log["model"].astype(str), observed=True):
             y = rows["correct"].to_numpy(dtype=bool)
             parsed = rows["parsed"].to_numpy(dtype=bool)
             wrong = ~y
             entry = {"p_unparsed_wrong": float(((~parsed & wrong).sum() + 1) / (wrong.sum() + 2)), "signals": {}}
-            for col, how in CONTINUOUS_SIGNALS.items():
-                if col not in rows.columns:
-                    continue
-                missing = signal_missing_mask(rows, col) if col == "confidence" else rows[col].isna().to_numpy()
-                use = parsed & ~missing
-                if use.sum() < 20 or y[use].all() or (~y[use]).all():
-                    continue
-                x = transform(pd.to_numeric(rows[col], errors="coerce").to_numpy(dtype=float), how)
-                subj = rows["subject"].astype(str).to_numpy()
-                cells = {}
-                for s in np.unique(subj[use]):
-                    v = x[use & (subj == s)]
-                    cells[s] = [float(v.mean()), float(max(v.std(), MIN_SD))] if len(v) >= 5 else None
-                overall = [float(x[use].mean()), float(max(x[use].std(), MIN_SD))]
-                cells = {s: c or overall for s, c in cells.items()}
-                z = (x - np.array([cells.get(s, overall)[0] for s in subj])) / \
-                    np.array([cells.get(s, overall)[1] for s in subj])
-                given = {}
-                for label, mask in (("right", use & y), ("wrong", use & ~y)):
-                    given[label] = [float(z[mask].mean()), float(max(z[mask].std(), MIN_SD))] if mask.sum() >= 5 \
-                        else [0.0, 1.0]
-                p_missing = {label: float(((parsed & missing & (y == (label == "right"))).sum() + 1)
-                                          / ((parsed & (y == (label == "right"))).sum() + 2))
-                             for label in ("right", "wrong")} if col == "confidence" else None
-                entry["signals"][col] = {"cells": cells, "overall": overall, "given": given,
-                                         "p_missing": p_missing}
-            params[m] = entry
-        return cls(params)
+            for col in CONTINUOUS_SIGNALS:
+                sig = model._fit_signal(rows, col, y, parsed) if col in rows.columns else None
+                if sig is not None:
+                    entry["signals"][col] = sig
+            model.params[m] = entry
+        return model
 
     def log_likelihood_ratio(self, calls: pd.DataFrame) -> np.ndarray:
         """log p(signals | right) - log p(signals | wrong) of each call, (calls,); -inf where unparsed
@@ -103,26 +117,22 @@ class SignalModel:
             for col, sig in entry["signals"].items():
                 if col not in calls.columns:
                     continue
-                x = transform(pd.to_numeric(calls.loc[rows, col], errors="coerce").to_numpy(dtype=float),
-                              CONTINUOUS_SIGNALS[col])
-                cell = np.array([sig["cells"].get(s, sig["overall"]) for s in subj[rows]])
-                z = (x - cell[:, 0]) / cell[:, 1]
-                (mu1, sd1), (mu0, sd0) = sig["given"]["right"], sig["given"]["wrong"]
-                llr = _normal_logpdf(z, mu1, sd1) - _normal_logpdf(z, mu0, sd0)
-                if sig["p_missing"] is not None:
-                    miss = signal_missing_mask(calls.loc[rows], col)
-                    pm1, pm0 = sig["p_missing"]["right"], sig["p_missing"]["wrong"]
-                    llr = np.where(miss, np.log(pm1) - np.log(pm0), llr + np.log1p(-pm1) - np.log1p(-pm0))
-                out[np.flatnonzero(rows)] += np.nan_to_num(llr)
+                sub = calls.loc[rows]
+                x = transform(pd.to_numeric(sub[col], errors="coerce").to_numpy(dtype=float), CONTINUOUS_SIGNALS[col])
+                missing = signal_missing_mask(sub, col) if col == "confidence" else np.isnan(x)
+                bins = self._bins(np.nan_to_num(self._standardize(x, subj[rows], sig)), missing, sig)
+                out[np.flatnonzero(rows)] += np.log(np.asarray(sig["right"])[bins]) \
+                    - np.log(np.asarray(sig["wrong"])[bins])
         out[~parsed] = -np.inf
         return out
 
     def to_json(self) -> str:
-        return json.dumps(self.params)
+        return json.dumps({"n_bins": self.n_bins, "params": self.params})
 
     @classmethod
     def from_json(cls, text: str) -> SignalModel:
-        return cls(json.loads(text))
+        data = json.loads(text)
+        return cls(data["params"], data["n_bins"])
 
 
 def success_given_own_signals(ab, disc, mu, sd, log_ratio, nodes: int) -> np.ndarray:

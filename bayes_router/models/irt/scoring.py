@@ -34,7 +34,11 @@ def _per_question(values: np.ndarray, qids: np.ndarray) -> pd.Series:
 
 def per_call_scores(model, calls: pd.DataFrame, **predict_kwargs) -> pd.Series:
     """Per test question: the sum over its calls of log E_theta p(y | theta), (questions,)."""
-    P = model.p_correct(calls, **predict_kwargs).values
+    return per_call_scores_from(model.p_correct(calls, **predict_kwargs).values, calls)
+
+
+def per_call_scores_from(P: np.ndarray, calls: pd.DataFrame) -> pd.Series:
+    """:func:`per_call_scores` from posterior draws ``P`` of P(correct), (draws, calls)."""
     ll = _log_bernoulli(P, calls["correct"].to_numpy(dtype=bool))
     lpd = logsumexp(ll, axis=0) - np.log(ll.shape[0])
     return _per_question(lpd, calls["question_id"].to_numpy())
