@@ -172,6 +172,12 @@ def test_save_load_round_trip(fitted, tmp_path):
         back.p_correct(test)
     got = back.p_correct(test, questions=rm.questions).values
     np.testing.assert_allclose(got, rm.p_correct(test).values, rtol=1e-6, atol=1e-7)
+    known = back.p_correct(test, questions=rm.questions, known_difficulty=True).values
+    np.testing.assert_allclose(known, rm.p_correct(test, known_difficulty=True).values, rtol=1e-6, atol=1e-7)
+    # a training question's own posterior difficulty (in-sample) differs from its text prior; new ones do not
+    old = test["question_id"].to_numpy() < N_TRAIN
+    assert np.abs(known[:, old] - got[:, old]).mean() > 0.02
+    np.testing.assert_allclose(known[:, ~old], got[:, ~old], rtol=1e-6)
     llr = rm.signals.log_likelihood_ratio(test)
     assert np.isfinite(llr[test["parsed"].to_numpy()]).all() and np.ptp(llr[np.isfinite(llr)]) > 0.5
     np.testing.assert_array_equal(back.signals.log_likelihood_ratio(test), llr)

@@ -149,6 +149,22 @@ class IRTReliabilityModel(ReliabilityModel):
         self._write_attrs()
         return self.idata
 
+    def _add_log_likelihood(self, log: pd.DataFrame) -> None:
+        """Pointwise log p(correct_i | theta, difficulty) of every training call, dims (chain, draw,
+        call): the in-sample fit, each question at its own posterior difficulty (0 for unparsed calls
+        in the post stage, as v1: the hurdle makes them certain)."""
+        import xarray as xr
+
+        P = self.p_correct(log, known_difficulty=True).values.astype(np.float64)
+        y = log["correct"].to_numpy(dtype=bool)
+        ll = np.where(y[None, :], np.log(np.clip(P, 1e-300, 1.0)), np.log1p(-np.clip(P, 0.0, 1 - 1e-16)))
+        if self.stage == "post":
+            ll[:, ~log["parsed"].to_numpy(dtype=bool)] = 0.0
+        post = self.idata.posterior
+        da = xr.DataArray(ll.reshape(post.sizes["chain"], post.sizes["draw"], -1), dims=("chain", "draw", "call"),
+                          coords={"chain": post.chain, "draw": post.draw, "call": np.arange(len(log))})
+        self.idata.add_groups({"log_likelihood": xr.Dataset({"correct": da})})
+
     # --------------------------------------------------------------- predict
     def _posterior_draws(self) -> dict:
         if self._draws_cache is None:
@@ -181,9 +197,11 @@ class IRTReliabilityModel(ReliabilityModel):
         X[rows] = self.text_features.transform(sub)
         return X
 
-    def _terms(self, calls: pd.DataFrame, n_draws: int | None, questions: pd.DataFrame | None) -> dict:
+    def _terms(self, calls: pd.DataFrame, n_draws: int | None, questions: pd.DataFrame | None,
+               known_difficulty: bool = False) -> dict:
         """Per selected draw and call, float32 (draws, calls): ability ``ab``, discrimination ``disc``,
-        difficulty mean ``mu`` and sd ``sd`` (0 on training questions); ``sel`` the draws used."""
+        difficulty mean ``mu`` and sd ``sd`` (0 on training questions when ``known_difficulty``);
+        ``sel`` the draws used."""
         check_log(calls, need_correct=False)
         d = self._posterior_draws()
         sel = thinned(d["alpha"].shape[0], n_draws)
@@ -196,7 +214,7 @@ class IRTReliabilityModel(ReliabilityModel):
             codes, _ = pd.factorize(calls["subject"].astype(str).to_numpy()[unseen_subj])
             s_idx[unseen_subj] = -1 - codes
         q_idx = np.full(len(calls), -1, dtype=np.int64)
-        if "question_id" in calls.columns:
+        if known_difficulty and "question_id" in calls.columns:
             q_idx = pd.Index(self.train_question_ids).get_indexer(calls["question_id"].to_numpy(dtype=np.int64))
         X = self._new_question_features(calls.reset_index(drop=True), q_idx < 0, questions)
         mu, sd = difficulty_prior(d, sel, q_idx, X)
@@ -208,18 +226,21 @@ class IRTReliabilityModel(ReliabilityModel):
         if missing:
             raise InputError(f"{what}: the post-call IRT model needs the columns {missing}")
 
-    def p_correct(self, calls: pd.DataFrame, n_draws: int | None = None, questions: pd.DataFrame | None = None):
+    def p_correct(self, calls: pd.DataFrame, n_draws: int | None = None, questions: pd.DataFrame | None = None,
+                  known_difficulty: bool = False):
         """Posterior draws of P(correct) for each call: ``xarray.DataArray`` (draw, call), float32.
 
         Pre stage: P(right) before the call. Post stage: P(right | the call's own signals)
-        (:mod:`.post`; unparsed calls get 0). A call on a training question uses that question's
-        posterior difficulty; any other question's difficulty is integrated over its text prior
-        (Gauss-Hermite quadrature per draw). ``correct`` is never read. Texts of new questions come
+        (:mod:`.post`; unparsed calls get 0). Every question is predicted as a new one: its
+        difficulty is integrated over its text prior (Gauss-Hermite quadrature per draw), so a
+        training question's prediction is what a router would see, not one sharpened by its own
+        outcomes. ``known_difficulty=True`` uses a training question's posterior difficulty instead
+        (the in-sample fit: pointwise log-likelihood, PSIS-LOO). ``correct`` is never read. Texts of new questions come
         from a ``text`` column of ``calls``, else ``questions``, else those given at fit. Models must
         have been seen in training; an unseen subject gets population draws."""
         import xarray as xr
 
-        t = self._terms(calls, n_draws, questions)
+        t = self._terms(calls, n_draws, questions, known_difficulty)
         nodes = self.irt_config["quadrature_nodes"]
         if self.stage == "post":
             self._check_signals(calls, "calls")
