@@ -92,6 +92,12 @@ def _covered(draws: np.ndarray, true: np.ndarray) -> np.ndarray:
 def test_family_dispatch_and_refusals():
     assert isinstance(ReliabilityModel(stage="pre", family="irt"), IRTReliabilityModel)
     assert type(ReliabilityModel(stage="pre")) is ReliabilityModel
+    assert ReliabilityModel(stage="pre").model_config["family"] == {"name": "v1"}
+    # a configuration (e.g. evaluate --config FILE) chooses the family too
+    chosen = ReliabilityModel("pre", model_config={"family": {"name": "irt"}})
+    assert isinstance(chosen, IRTReliabilityModel) and chosen.model_config["family"] == {"name": "irt"}
+    with pytest.raises(InputError, match="family must be one of"):
+        ReliabilityModel("pre", model_config={"family": {"name": "mirt"}})
     with pytest.raises(InputError, match="family"):
         ReliabilityModel(family="mirt")
     with pytest.raises(InputError, match="stage"):

@@ -222,7 +222,9 @@ class RoutingContext:
 
             sampler_config = {"chains": 2, **{k: v for k, v in self.sampler_config.items() if v is not None}}
             rm = ReliabilityModel(stage=stage, model_config=self.model_config, sampler_config=sampler_config)
-            rm.fit(self.train_log, seed=self.seed, progress=self.progress)
+            # the IRT family predicts a question's difficulty from its text (train AND test texts are pre-call)
+            texts = {"questions": self.questions} if rm.family == "irt" else {}
+            rm.fit(self.train_log, seed=self.seed, progress=self.progress, **texts)
             self._reliability[stage] = rm
         return self._reliability[stage]
 

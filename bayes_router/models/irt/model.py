@@ -69,7 +69,7 @@ class IRTReliabilityModel(ReliabilityModel):
     family = "irt"
 
     def __init__(self, stage: str = "pre", model_config: dict | None = None, sampler_config: dict | None = None,
-                 family: str = "irt", irt_config: dict | None = None):
+                 family: str | None = "irt", irt_config: dict | None = None):
         if stage not in IRT_STAGES:
             raise InputError(f"the IRT reliability model has the stages {IRT_STAGES}, got {stage!r}")
         super().__init__(stage, model_config, sampler_config, family="irt")

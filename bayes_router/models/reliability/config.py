@@ -48,6 +48,9 @@ DEFAULT_MODEL_CONFIG: dict = {
     # calls: "indicator" models it as missing (training mean plus a pooled per-model indicator slope; see
     # design.SIGNALS); "drop" leaves the signal out of the model
     "signal_missing": {"handling": "indicator"},
+    # "v1": this package's model; "irt": bayes_router.models.irt (question difficulty shared by all models,
+    # its prior from the question's text); a configuration file can choose it for evaluate
+    "family": {"name": "v1"},
 }
 
 #: The prior of each hyperparameter is a location (any real) or a scale (positive).
@@ -68,7 +71,8 @@ PARAMETERIZATIONS = {"model_effects": ("centered", "non-centered"),
                      "slope_effects": ("auto", "centered", "non-centered", "zero-sum")}
 #: Options that are not priors: key -> (its one setting, the values it takes).
 OPTIONS = {**{key: ("parameterization", kinds) for key, kinds in PARAMETERIZATIONS.items()},
-           "signal_missing": ("handling", ("indicator", "drop"))}
+           "signal_missing": ("handling", ("indicator", "drop")),
+           "family": ("name", ("v1", "irt"))}
 
 SAMPLERS = ("nutpie", "pymc", "numpyro", "advi")
 STAGES = ("pre", "post")

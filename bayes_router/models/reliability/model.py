@@ -21,6 +21,7 @@ import pandas as pd
 from bayes_router.data.io import atomic_path
 from bayes_router.errors import InputError
 from bayes_router.models.reliability.config import (
+    OPTIONS,
     PARAMETERIZATIONS,
     RETIRED_SAMPLER_KEYS,
     STAGES,
@@ -41,7 +42,7 @@ from bayes_router.models.reliability.prediction import flatten_posterior, p_corr
 _FORMAT_VERSION = 1
 #: Model families: "v1" (this module), "irt" (:mod:`bayes_router.models.irt`: question difficulty
 #: shared by all models, its prior predicted from the question's text).
-FAMILIES = ("v1", "irt")
+FAMILIES = OPTIONS["family"][1]
 
 
 @dataclass(frozen=True)
@@ -74,14 +75,18 @@ class ReliabilityModel:
     "completion_tokens", "parsed"]``), ``covariates_dropped`` (name -> reason),
     ``standardization`` (name -> {"mean", "sd"} of the transformed training values) and
     ``metadata`` (the parameterization chosen, sampler settings, train question ids).
-    family : "v1" or "irt"
+    family : "v1" or "irt", optional
         "irt" constructs a :class:`bayes_router.models.irt.model.IRTReliabilityModel` (same API;
-        its ``fit`` also takes the question texts).
+        its ``fit`` also takes the question texts). None: ``model_config["family"]["name"]``
+        (default "v1"), so a configuration file can choose the family.
     """
 
     family = "v1"
 
-    def __new__(cls, *args, family: str = "v1", **kwargs):
+    def __new__(cls, stage: str = "pre", model_config: dict | None = None, *args, family: str | None = None,
+                **kwargs):
+        if family is None:
+            family = ((model_config or {}).get("family") or {}).get("name", "v1")
         if family not in FAMILIES:
             raise InputError(f"family must be one of {FAMILIES}, got {family!r}")
         if family == "irt" and cls is ReliabilityModel:
@@ -91,11 +96,12 @@ class ReliabilityModel:
         return super().__new__(cls)
 
     def __init__(self, stage: str = "pre", model_config: dict | None = None, sampler_config: dict | None = None,
-                 family: str = "v1"):
+                 family: str | None = None):
         if stage not in STAGES:
             raise InputError(f"stage must be one of {STAGES}, got {stage!r}")
         self.stage = stage
         self.model_config = resolve_model_config(model_config)
+        self.model_config["family"] = {"name": self.family}  # what was built, whatever chose it
         self.sampler_config = resolve_sampler_config(sampler_config)
         self.idata = None
         self.design = Design(stage)
