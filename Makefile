@@ -176,8 +176,11 @@ define run_notebook
 	     echo "FAILED: notebooks/$(1) (executed copy in $(EXEC_DIR)/failed/$(notdir $@))" >&2; exit 1; fi
 endef
 
-# notebook 03 on the fit step's pool reuses its posteriors (when its questions, split and seed match)
-NB03_PARAMS_trio := -p PRE_POSTERIOR $(abspath $(POST_DIR)/trio_pre.nc) -p POST_POSTERIOR $(abspath $(POST_DIR)/trio_post.nc)
+# notebook 03 on the fit step's pool reuses its posteriors (when its questions, split and seed match);
+# on the headline pool it also refits with fit seeds 0-3 on the same split (the seed-to-seed spread)
+FIT_SEEDS := 0,1,2,3
+NB03_PARAMS_trio := -p PRE_POSTERIOR $(abspath $(POST_DIR)/trio_pre.nc) -p POST_POSTERIOR $(abspath $(POST_DIR)/trio_post.nc) \
+  -p FIT_SEEDS $(FIT_SEEDS)
 $(EXEC_DIR)/$(NB03)_trio.ipynb: $(POSTERIORS)
 
 # the calibration-study pools read their own log (a later -p LOG wins in papermill)

@@ -274,3 +274,21 @@ def test_answer_key_conflicts_are_left_out_and_always_matches_the_log(tmp_path):
     test = log[log["question_id"].isin(results["test_question_ids"])]
     for m in models:  # exactly the log's own grading, for every model
         assert results["policies"][f"always:{m}"]["accuracy"] == test.loc[test["model"] == m, "correct"].mean()
+
+
+def test_fit_seed_spread_refits_on_the_same_split():
+    from bayes_router.study.seed_variability import fit_seed_runs, fit_seed_spread
+
+    log = tiny_log(CORRECT_12)
+    kw = dict(questions=tiny_questions(12), test_frac=0.5, n_boot=100, reliability=_stubs(),
+              policies=["random", "always:b"])
+    base = evaluate(log, MODELS, seed=1, progress=False, **kw)
+    runs = fit_seed_runs(log, MODELS, [0, 1, 2, 3], seed=1, done={1: base}, **kw)
+    assert runs[1] is base and sorted(runs) == [0, 1, 2, 3]
+    assert all(r["test_question_ids"] == base["test_question_ids"] for r in runs.values())  # the split is fixed
+    assert [r["meta"]["fit_seed"] for r in runs.values()] == [0, 1, 2, 3]
+    spread = fit_seed_spread(runs, reference_seed=1)
+    assert spread.loc["always:b", "accuracy_range"] == 0 and spread.loc["always:b", "cost_sd"] == 0
+    acc = [runs[s]["policies"]["random"]["accuracy"] for s in range(4)]
+    assert spread.loc["random", "accuracy_range"] == pytest.approx(max(acc) - min(acc)) and len(set(acc)) > 1
+    assert spread.loc["random", "accuracy_ci_width"] == pytest.approx(np.subtract(*base["policies"]["random"]["accuracy_ci95"][::-1]))

@@ -10,9 +10,11 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+import warnings
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from bayes_router.data.schema import validate_call_log
@@ -57,6 +59,24 @@ def read_csv_input(path: str | os.PathLike, what: str, **read_csv_kwargs) -> pd.
         return pd.read_csv(path, **read_csv_kwargs)
     except Exception as exc:  # pandas raises several types for unreadable text
         raise InputError(f"{path}: not a readable CSV ({exc.__class__.__name__}: {exc})") from None
+
+
+def jsonable(obj):
+    """``obj`` with NumPy scalars and arrays as Python values, NaN and infinities as None, tuples as
+    lists and keys as strings, so it can be written as strict JSON; anything else is written as its
+    text, with a warning."""
+    if isinstance(obj, Mapping):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, np.ndarray)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    warnings.warn(f"not JSON-serializable, written as text: {obj!r}", stacklevel=2)
+    return str(obj)
 
 
 def write_json(path: str | os.PathLike, obj) -> Path:

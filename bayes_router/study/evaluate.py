@@ -19,13 +19,13 @@ its own calls returned on that question (otherwise the harness raises).
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from bayes_router.data.io import jsonable
 from bayes_router.data.split import (
     answer_key_conflicts,
     questions_answered_by_all,
@@ -102,8 +102,13 @@ def prepare(
     n_questions: int | None = None, test_frac: float = 0.3, cost_scale: float = 0.0, seed: int = 0,
     sampler_config: dict | None = None, prices: pd.DataFrame | None = None, progress: bool = False,
     reliability: dict | None = None, exclude_answer_key_conflicts: bool = True, model_config: dict | None = None,
+    fit_seed: int | None = None,
 ) -> EvaluationSetup:
     """Sample questions answered by every model, split by question, build the train-only context.
+
+    ``seed`` fixes the questions and the split; ``fit_seed`` (default ``seed``) the context's seed,
+    which every fit uses (reliability posteriors, learned routers): a different ``fit_seed`` refits on
+    the same split, to separate the fits' seed-to-seed variability from the questions'.
 
     ``sampler_config`` / ``model_config``: the reliability models' configurations (checked here,
     before any work; see :class:`~bayes_router.models.reliability.ReliabilityModel`).
@@ -138,8 +143,9 @@ def prepare(
     if sampler_config.get("draws") is None:  # resolved here, so the results JSON says how many
         sampler_config["draws"] = default_draws(int(sampler_config["chains"]))
     ctx = RoutingContext(
-        train_log=train_log, models=models, questions=questions, cost_scale=float(cost_scale), seed=seed,
-        sampler_config=sampler_config, prices=prices, progress=progress, model_config=dict(model_config or {}),
+        train_log=train_log, models=models, questions=questions, cost_scale=float(cost_scale),
+        seed=seed if fit_seed is None else int(fit_seed), sampler_config=sampler_config, prices=prices,
+        progress=progress, model_config=dict(model_config or {}),
     )
     for stage, model in (reliability or {}).items():
         check_fitted_on(model, models, train_ids, stage)
@@ -226,6 +232,7 @@ def evaluate(
     n_boot: int = 1000, frontiers: bool = True, prices: pd.DataFrame | None = None,
     policy_params: dict[str, dict] | None = None, return_details: bool = False,
     reliability: dict | None = None, exclude_answer_key_conflicts: bool = True, model_config: dict | None = None,
+    fit_seed: int | None = None,
 ):
     """Evaluate routing policies on held-out questions; returns the RESULTS.json dict.
 
@@ -236,6 +243,7 @@ def evaluate(
     n_questions : questions sampled among those every model answered (None: all).
     test_frac : share of them held out for testing. cost_scale : lambda (per USD) in
         utility = correct - lambda * cost_usd. seed : fixes sampling, split, fits and bootstrap.
+    fit_seed : the fits' seed when it differs from ``seed`` (the split and the bootstrap keep ``seed``).
     policies : registry names (default: every registered policy, always:<m> for each model).
     sampler_config : the reliability fits' sampler settings (sampler, draws, tune, chains, target_accept, ...).
     model_config : the reliability models' priors and parameterizations.
@@ -249,7 +257,7 @@ def evaluate(
     """
     t_start = time.perf_counter()
     setup = prepare(log, models, questions, n_questions, test_frac, cost_scale, seed, sampler_config,
-                    prices, progress, reliability, exclude_answer_key_conflicts, model_config)
+                    prices, progress, reliability, exclude_answer_key_conflicts, model_config, fit_seed)
     built, skipped = _resolve_policies(policies, setup, policy_params or {})
     idx = bootstrap_indices(len(setup.test_question_ids), n_boot, seed)
     runs = _run_policies(built, setup, idx, frontiers, progress)
@@ -335,7 +343,7 @@ def _policy_summary(policy: Policy, outcome: PolicyOutcome, setup: EvaluationSet
     if policy.name == "bayes-adaptive":  # its decisions of the default run (sweeps work on copies)
         summary["combining"] = combining_summary(policy.decisions_, setup.test_calls().answers())
     if policy.knob is not None:
-        summary["knob"] = {policy.knob: _jsonable(policy.params.get(policy.knob))}
+        summary["knob"] = {policy.knob: jsonable(policy.params.get(policy.knob))}
     return summary
 
 
@@ -376,11 +384,12 @@ def _results_meta(setup: EvaluationSetup, runs: _PolicyRuns, test_frac: float, n
         "n_train": int(len(setup.train_question_ids)),
         "n_test": int(len(setup.test_question_ids)),
         "test_frac": float(test_frac),
+        "fit_seed": int(setup.ctx.seed),  # the seed of every fit (the top-level seed fixes the split)
         "n_boot": int(n_boot),
         "ci": "95% percentile bootstrap over test questions (paired across policies)",
         "big_model": setup.models[-1],
-        "sampler_config": _jsonable(setup.ctx.sampler_config),
-        "model_config": _jsonable(setup.ctx.model_config),
+        "sampler_config": jsonable(setup.ctx.sampler_config),
+        "model_config": jsonable(setup.ctx.model_config),
         "aiq_cost_range": _aiq_range(runs.frontier_points),
         "aiq_convention": "area under each frontier's non-decreasing convex hull over the common cost range, "
                           "flat beyond its last point, zero below its first, divided by the range",
@@ -479,15 +488,3 @@ def _aiq_range(frontiers: dict) -> list[float]:
     costs = [c for pts in frontiers.values() for c, _ in pts]
     return [float(min(costs)), float(max(costs))] if costs else []
 
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
-    warnings.warn(f"not JSON-serializable, written as text: {obj!r}", stacklevel=2)
-    return str(obj)

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayes_router.data.io import write_json
+from bayes_router.data.io import jsonable, write_json
 from bayes_router.data.pools import pool_names, resolve_models
 from bayes_router.errors import InputError
 
@@ -199,20 +199,6 @@ def posterior_mean_p_correct(model, calls: pd.DataFrame) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- results
-
-
-def jsonable(obj):
-    """``obj`` with NumPy scalars and arrays as Python values, NaN and infinities as None,
-    tuples as lists and keys as strings, so it can be written as strict JSON."""
-    if isinstance(obj, Mapping):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, np.ndarray)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    return obj
 
 
 def diagnostics_fields(diagnostics: Mapping[str, object]) -> dict:
