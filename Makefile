@@ -86,8 +86,11 @@ lab: $(STAMP) ## JupyterLab on the notebooks with the project's kernel
 	$(BIN)/jupyter lab notebooks/
 
 # On the imported real log (never a simulated stand-in); FULL_POOL=1 adds the 24-model fits (slow).
-bench: $(LOG) | $(STAMP) ## speed and memory benchmarks on the real log, written to bench/results.json (FULL_POOL=1: whole pool too)
-	$(BIN)/bayes-router bench --log $(LOG) -o bench/results.json $(if $(QUICK),--quick,) $(if $(FULL_POOL),--full-pool,)
+# Every fit of the study is also repeated with sampler seeds CONVERGENCE_SEEDS (its pass rate; not with QUICK).
+CONVERGENCE_SEEDS := 0,1,2,3
+bench: $(LOG) | $(STAMP) ## speed, memory and convergence over seeds on the real log, written to bench/results.json (FULL_POOL=1: whole pool too)
+	$(BIN)/bayes-router bench --log $(LOG) -o bench/results.json $(if $(QUICK),--quick,--convergence-seeds $(CONVERGENCE_SEEDS)) \
+	  $(if $(FULL_POOL),--full-pool,)
 
 # ---------------------------------------------------------------- reproduce (issue 6)
 # import -> fit -> every notebook executed by papermill into reports/notebooks/

@@ -93,3 +93,24 @@ def test_held_out_scores_against_logistic_regression():
             assert lo <= d[m]["bayes_minus_other"] <= hi
     # post-call information must beat the per-model base rate clearly
     assert res["differences"]["bayes_vs_base_rate"]["log_score"]["ci95"][0] > 0
+
+
+def test_worst_variable_is_the_one_closest_to_failing():
+    import pandas as pd
+
+    table = pd.DataFrame({"r_hat_max": [1.001, 1.008, 1.002], "ess_bulk_min": [3000.0, 2000.0, 520.0],
+                          "ess_tail_min": [2500.0, 1800.0, 900.0]}, index=["mu_alpha", "sigma_slope", "beta"])
+    table["pass"] = True
+    worst = dg.ConvergenceReport(table, divergences=0, bfmi=[0.8], sampler="nutpie").worst()
+    # beta: ESS 520 is 1.3 x its threshold; sigma_slope's R-hat 1.008 leaves 0.002 of a 0.01 margin (1.25 x)...
+    assert worst["variable"] == "sigma_slope" and worst["margin"] == pytest.approx(0.01 / 0.008)
+    table.loc["beta", "ess_bulk_min"] = 420.0  # ... until beta's ESS comes closer to its threshold
+    assert dg.ConvergenceReport(table, 0, [0.8], "nutpie").worst()["variable"] == "beta"
+
+
+def test_bench_refuses_bad_convergence_seeds(capsys):
+    from bayes_router.cli import main
+
+    assert main(["bench", "--convergence-seeds", "0,x", "-o", "unused.json"]) == 2
+    assert main(["bench", "--skip-speed", "-o", "unused.json"]) == 2
+    assert "--skip-speed needs --convergence-seeds" in capsys.readouterr().err
