@@ -223,3 +223,20 @@ def test_first_call_evidence_moves_every_other_model(fitted):
     same = success_given_first(t["ab"], t["disc"], np.zeros(t["ab"].shape[1]), t["ab"], t["disc"], t["mu"],
                                t["sd"], 24)
     np.testing.assert_allclose(same, expected_success(t["ab"], t["disc"], t["mu"], t["sd"], 24), atol=1e-5)
+
+
+def test_value_of_a_second_call(fitted):
+    rm, log, _, _ = fitted
+    test = log[log["question_id"] >= N_TRAIN]
+    first = test[test["model"] == "model_0"]
+    cands = test[test["model"] != "model_0"]
+    v = rm.second_call_value(first, cands, n_draws=100)
+    # information has no negative value, and never more than the chance of being wrong
+    assert (v["gain"] > -1e-9).all() and (v["gain"] <= 1.0 - v["p_first"] + 1e-9).all()
+    # the candidate's chance is the draw-weighted p_correct_after (mixing draws by evidence)
+    after = rm.p_correct_after(first, cands, n_draws=100).values.mean(axis=0)
+    assert np.corrcoef(after, v["p_second"])[0, 1] > 0.99 and np.abs(after - v["p_second"]).max() < 0.05
+    # an unparsed first answer is wrong for sure: its P is 0 and any right second call is a gain
+    lost = rm.second_call_value(first.assign(parsed=False), cands, n_draws=100)
+    assert np.allclose(lost["p_first"], 0.0)
+    np.testing.assert_allclose(lost["gain"], lost["p_second"], atol=1e-6)

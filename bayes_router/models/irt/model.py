@@ -18,7 +18,13 @@ import pandas as pd
 from bayes_router.errors import InputError
 from bayes_router.models.irt.config import difficulty_parameterization, resolve_irt_config
 from bayes_router.models.irt.graph import IRTData, build_irt_graph
-from bayes_router.models.irt.post import SignalModel, success_given_first, success_given_own_signals
+from bayes_router.models.irt.post import (
+    SignalModel,
+    outcome_table,
+    second_call_value,
+    success_given_first,
+    success_given_own_signals,
+)
 from bayes_router.models.irt.prediction import (
     ability_draws,
     difficulty_prior,
@@ -275,6 +281,29 @@ class IRTReliabilityModel(ReliabilityModel):
                                 t1["mu"][:, pos], t1["sd"][:, pos], self.irt_config["quadrature_nodes"])
         return xr.DataArray(P, dims=("draw", "call"), coords={"draw": t2["sel"], "call": candidates.index.to_numpy()},
                             name="p_correct")
+
+    def second_call_value(self, first: pd.DataFrame, candidates: pd.DataFrame, n_draws: int | None = None,
+                          questions: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Value of information of a second call, per candidate (index of ``candidates``): columns
+        ``p_first`` (P(first right | its signals)), ``p_second`` (P(candidate right | first's
+        signals)) and ``gain`` (expected accuracy of calling the candidate and keeping the likelier
+        answer, minus ``p_first``; see :func:`.post.second_call_value`). Call the candidate with the
+        largest ``gain - lambda * expected cost`` when it is positive. Arguments as :meth:`p_correct_after`."""
+        self._check_signals(first, "first")
+        pos = pd.Index(first["question_id"].to_numpy()).get_indexer(candidates["question_id"].to_numpy())
+        if (pos < 0).any() or first["question_id"].duplicated().any():
+            raise InputError("first: exactly one call per question of the candidates")
+        t1 = self._terms(first, n_draws, questions)
+        t2 = self._terms(candidates, n_draws, questions)
+        tables = {m: outcome_table(self.signals, m) for m in candidates["model"].astype(str).unique()}
+        n_out = max(len(v) for v in tables.values())
+        outcomes = np.zeros((len(candidates), n_out, 2))
+        for i, m in enumerate(candidates["model"].astype(str)):
+            outcomes[i, :len(tables[m])] = tables[m]
+        v = second_call_value(t1["ab"][:, pos], t1["disc"][:, pos], self.signals.log_likelihood_ratio(first)[pos],
+                              t2["ab"], t2["disc"], t1["mu"][:, pos], t1["sd"][:, pos], outcomes,
+                              self.irt_config["quadrature_nodes"])
+        return pd.DataFrame(v, index=candidates.index)
 
     # ------------------------------------------------------------- save/load
     def _write_attrs(self) -> None:

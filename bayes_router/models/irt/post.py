@@ -168,3 +168,49 @@ def success_given_first(ab1, disc1, log_ratio1, ab2, disc2, mu, sd, nodes: int) 
         num += evidence * sigmoid(ab2 - disc2 * d)
         den += evidence
     return num / den
+
+
+def outcome_table(signals: SignalModel, model: str) -> np.ndarray:
+    """P(signal outcome | wrong), P(signal outcome | right) of a call to ``model``, (outcomes, 2): the
+    outcomes are "unparsed" then every combination of the model's signal bins (parsed)."""
+    entry = signals.params.get(model)
+    if entry is None:
+        return np.array([[0.0, 0.0], [1.0, 1.0]])  # an unknown model: one uninformative outcome
+    wrong, right = np.array([1.0 - entry["p_unparsed_wrong"]]), np.array([1.0])
+    for sig in entry["signals"].values():
+        wrong = np.outer(wrong, sig["wrong"]).ravel()
+        right = np.outer(right, sig["right"]).ravel()
+    return np.vstack([[entry["p_unparsed_wrong"], 0.0], np.column_stack([wrong, right])])
+
+
+def second_call_value(ab1, disc1, log_ratio1, ab2, disc2, mu, sd, outcomes: np.ndarray, nodes: int) -> dict:
+    """The value of calling a second model after the first call's signals, per row (a question's
+    first call paired with one candidate); arrays as :func:`success_given_first`, ``outcomes``
+    (rows, outcomes, 2) from :func:`outcome_table`.
+
+    With K[y1, y2] = E_theta,d[P(y1 | d) L(s1 | y1) P(y2 | d)] (the joint of both calls' correctness
+    with the first call's evidence, the posterior draws and the difficulty nodes integrated) and
+    the second call's signal outcome o having P(o | y2), the router that calls and then answers
+    with whichever call is likelier right expects
+
+        best = sum_o max(P(y1 = 1, o | s1), P(y2 = 1, o | s1)),
+
+    against ``p_first`` = P(y1 = 1 | s1) without the call. Returns ``p_first``, ``p_second``
+    (P(y2 = 1 | s1)) and ``gain`` = best - p_first (>= 0; subtract lambda * cost for the decision),
+    each (rows,)."""
+    points, weights = hermite_rule(nodes)
+    r = np.exp(np.minimum(log_ratio1, 50.0)).astype(np.float64)[None, :]
+    K = np.zeros((ab2.shape[1], 2, 2))
+    for t, wt in zip(points, weights, strict=True):
+        d = mu + sd * t
+        p1 = sigmoid(ab1 - disc1 * d).astype(np.float64)
+        p2 = sigmoid(ab2 - disc2 * d).astype(np.float64)
+        for y1, a in ((0, 1.0 - p1), (1, p1 * r)):
+            K[:, y1, 1] += wt * (a * p2).mean(axis=0)
+            K[:, y1, 0] += wt * (a * (1.0 - p2)).mean(axis=0)
+    Z = K.sum(axis=(1, 2))
+    first_right = K[:, 1, :, None] * outcomes.transpose(0, 2, 1)  # (rows, y2, outcome): y1 = 1
+    second_right = K[:, :, 1, None] * outcomes[:, None, :, 1]  # (rows, y1, outcome): y2 = 1
+    best = np.maximum(first_right.sum(axis=1), second_right.sum(axis=1)).sum(axis=1) / Z
+    p_first = K[:, 1, :].sum(axis=1) / Z
+    return {"p_first": p_first, "p_second": K[:, :, 1].sum(axis=1) / Z, "gain": best - p_first}
