@@ -47,6 +47,29 @@ def plot_prior_predictive_accuracy(prior_acc: pd.DataFrame, train: pd.DataFrame,
     return ax
 
 
+def plot_prior_spreads(draws: Mapping[str, pd.DataFrame], observed: Mapping[str, float], label: str):
+    """One panel per spread (columns of each :func:`~bayes_router.models.prior_checks.prior_spreads`
+    frame in ``draws``, by prior name): the prior draws of each prior, and the data's own estimate
+    (dashed, where there is one). Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    cols = list(next(iter(draws.values())).columns)
+    fig, axes = plt.subplots(1, len(cols), figsize=(3.6 * len(cols), 3.4), squeeze=False)
+    for ax, col in zip(axes[0], cols, strict=True):
+        top = max(float(np.quantile(df[col], 0.99)) for df in draws.values())
+        for name, df in draws.items():
+            ax.hist(df[col], bins=40, range=(0, top), histtype="step", lw=1.5, density=True, label=name)
+        if observed.get(col) is not None:
+            ax.axvline(observed[col], ls="--", color="k", label="data's estimate")
+        unit = "fraction correct" if col == "accuracy_sd" else "logit"
+        ax.set_xlabel(f"{col} ({unit})")
+        ax.set_ylabel("prior density")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(f"Prior predictive spreads of the reliability model ({label})")
+    fig.tight_layout()
+    return fig
+
+
 def plot_trace_and_rank(idata, label: str, stage: str = "post"):
     """Trace plots of :data:`HYPER_PARAMETERS` and rank plots of the first four. Returns (trace figure, rank figure)."""
     import arviz as az
