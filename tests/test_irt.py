@@ -240,3 +240,18 @@ def test_value_of_a_second_call(fitted):
     lost = rm.second_call_value(first.assign(parsed=False), cands, n_draws=100)
     assert np.allclose(lost["p_first"], 0.0)
     np.testing.assert_allclose(lost["gain"], lost["p_second"], atol=1e-6)
+
+
+def test_held_out_scores_agree_on_single_calls(fitted):
+    from bayes_router.models.irt import scoring
+
+    rm, log, _, _ = fitted
+    test = log[log["question_id"] >= N_TRAIN]
+    one = test[test["model"] == "model_1"]  # one call per question: the joint score is the per-call score
+    np.testing.assert_allclose(scoring.joint_scores_irt(rm, one, n_draws=100).to_numpy(),
+                               scoring.per_call_scores(rm, one, n_draws=100).to_numpy(), atol=2e-5)
+    # with every model, the shared difficulty makes the joint score differ from the sum of the marginals
+    joint, per_call = scoring.joint_scores_irt(rm, test, n_draws=100), scoring.per_call_scores(rm, test, n_draws=100)
+    assert joint.mean() > per_call.mean()
+    summary = scoring.paired_difference(joint, per_call)
+    assert summary["ci95"][0] < summary["mean"] < summary["ci95"][1] and summary["n_questions"] == N_TEST
