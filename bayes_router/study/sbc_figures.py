@@ -73,8 +73,9 @@ def summary_table(results) -> pd.DataFrame:
 
 
 def headline(result, table: pd.DataFrame, level: float = 0.05) -> dict:
-    """The JSON-ready record of one stage's SBC: design, timing, divergences, per-parameter p-values
-    and the verdict (every ECDF p-value above ``level`` / parameters, Bonferroni)."""
+    """The JSON-ready record of one stage's SBC: design, timing, divergences (in total and per fit),
+    per-parameter p-values, the ranks themselves (per parameter, one per replication) and the verdict
+    (every ECDF p-value above ``level`` / parameters, Bonferroni)."""
     t = table.loc[result.stage] if "stage" in (table.index.names or []) else table.set_index("parameter")
     bound = level / len(t)
     return {
@@ -83,6 +84,8 @@ def headline(result, table: pd.DataFrame, level: float = 0.05) -> dict:
         "fit_seconds_median": float(np.median(result.fit_seconds)),
         "divergences_total": int(result.divergences.sum()),
         "fits_with_divergences": int((result.divergences > 0).sum()),
+        "divergences_per_fit": result.divergences.tolist(),
+        "ranks": {name: result.ranks[:, k].tolist() for k, name in enumerate(result.parameters)},
         "p_values": {name: {"chi2_p": float(row.chi2_p), "ecdf_p": float(row.ecdf_p),
                             "mean_rank_fraction": float(row.mean_rank_fraction)} for name, row in t.iterrows()},
         "bonferroni_bound": bound, "uniform": bool((t["ecdf_p"] > bound).all()),
