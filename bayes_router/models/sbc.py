@@ -163,14 +163,16 @@ class SimulationBasedCalibration:
         self.parameters = sbc_parameters(self.plan.design)
 
     def describe(self) -> dict:
-        """What the design fixes: sizes, covariates, the parameterization and sampler settings."""
+        """What the design fixes: sizes, covariates, the parameterization, sampler settings and the priors
+        checked (they are the package's defaults unless overridden, so a result says which ones it tested)."""
         d, c = self.plan.design, self.plan.cells
         return {"stage": self.stage, "models": len(d.models), "subjects": len(d.subjects),
                 "covariates": d.slope_covariates, "likelihood_cells": int(len(c)), "calls": int(c.trials.sum()),
                 "parameterization": dict(self.plan.parameterization.chosen),
                 "slope_parameterization": dict(self.plan.parameterization.slopes),
                 "draws": self.draws, "tune": self.tune, "chains": self.chains, "n_draws": self.n_draws,
-                "target_accept": self.target_accept}
+                "target_accept": self.target_accept,
+                "priors": {k: v for k, v in self.reliability.model_config.items() if "dist" in v}}
 
     def prior_draws(self, replications: int, seed: int, simulate_cells: Callable | None = None):
         """(true values (replications, parameters), outcomes (replications, cells)) from the prior.
