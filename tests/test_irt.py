@@ -3,8 +3,6 @@ questions into the fit, the quadrature over a new question's difficulty, save/lo
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -191,8 +189,8 @@ def test_save_load_round_trip(fitted, tmp_path):
 
 def test_post_call_signals_sharpen_the_call_itself(fitted):
     rm, log, _, _ = fitted
-    post = copy.copy(rm)  # the post stage shares the posterior; only prediction differs
-    post.stage, post._draws_cache = "post", None
+    post = rm.as_stage("post")  # the stages share the posterior; only prediction differs
+    assert post.stage == "post" and rm.stage == "pre" and post.idata is rm.idata
     test = log[log["question_id"] >= N_TRAIN]
     y = test["correct"].to_numpy()
 
@@ -255,3 +253,14 @@ def test_held_out_scores_agree_on_single_calls(fitted):
     assert joint.mean() > per_call.mean()
     summary = scoring.paired_difference(joint, per_call)
     assert summary["ci95"][0] < summary["mean"] < summary["ci95"][1] and summary["n_questions"] == N_TEST
+
+
+def test_routing_context_shares_one_irt_posterior_between_stages(fitted):
+    from bayes_router.policies.base import RoutingContext
+
+    rm, log, questions, _ = fitted
+    ctx = RoutingContext(train_log=log[log["question_id"] < N_TRAIN], models=rm.models, questions=questions,
+                         model_config={"family": {"name": "irt"}})
+    ctx.set_reliability("pre", rm)
+    post = ctx.reliability("post")  # no second fit: the same posterior, predicting with the signals
+    assert post.stage == "post" and post.idata is rm.idata and ctx.reliability("post") is post

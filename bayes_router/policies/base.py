@@ -220,6 +220,10 @@ class RoutingContext:
         if stage not in self._reliability:
             from bayes_router.models.reliability import ReliabilityModel
 
+            other = self._reliability.get("post" if stage == "pre" else "pre")
+            if getattr(other, "family", "v1") == "irt":  # its stages share one posterior: no second fit
+                self._reliability[stage] = other.as_stage(stage)
+                return self._reliability[stage]
             sampler_config = {"chains": 2, **{k: v for k, v in self.sampler_config.items() if v is not None}}
             rm = ReliabilityModel(stage=stage, model_config=self.model_config, sampler_config=sampler_config)
             # the IRT family predicts a question's difficulty from its text (train AND test texts are pre-call)

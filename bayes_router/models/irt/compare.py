@@ -96,14 +96,11 @@ def post_call_scores(fits: dict, train, test, questions, models, seed, draws, tu
     * the other models given the first call's signals: IRT ``p_correct_after`` against the IRT
       and v1 pre-call probabilities (which ignore the first call).
     """
-    import copy
-
     from bayes_router.models.reliability import ReliabilityModel
 
     first = test[test["model"] == models[0]].reset_index(drop=True)
     others = test[test["model"] != models[0]].reset_index(drop=True)
-    irt_post = copy.copy(fits["irt"])  # the IRT post stage shares the posterior; only prediction differs
-    irt_post.stage, irt_post._draws_cache = "post", None
+    irt_post = fits["irt"].as_stage("post")
     v1_post = ReliabilityModel(stage="post")
     start = time.perf_counter()
     v1_post.fit(train, draws=draws, tune=tune, chains=chains, seed=seed, progress=progress)

@@ -10,6 +10,7 @@ are never read), or the log may carry a ``text`` column.
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -170,6 +171,16 @@ class IRTReliabilityModel(ReliabilityModel):
         da = xr.DataArray(ll.reshape(post.sizes["chain"], post.sizes["draw"], -1), dims=("chain", "draw", "call"),
                           coords={"chain": post.chain, "draw": post.draw, "call": np.arange(len(log))})
         self.idata.add_groups({"log_likelihood": xr.Dataset({"correct": da})})
+
+    def as_stage(self, stage: str) -> IRTReliabilityModel:
+        """This fit for ``stage``: the stages share one posterior (the signals enter at prediction
+        only), so a post-call model needs no second fit. A shallow copy; the posterior is shared."""
+        if stage not in IRT_STAGES:
+            raise InputError(f"the IRT reliability model has the stages {IRT_STAGES}, got {stage!r}")
+        other = copy.copy(self)
+        other.stage, other._draws_cache = stage, None
+        other.model_config = dict(self.model_config)
+        return other
 
     # --------------------------------------------------------------- predict
     def _posterior_draws(self) -> dict:
