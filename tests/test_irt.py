@@ -120,6 +120,10 @@ def test_recovers_simulated_parameters_at_nominal_coverage(fitted):
     # 300 difficulties: nominal 0.9 (binomial sd 0.017)
     assert 0.82 <= cov["difficulty"].mean() <= 0.97, float(cov["difficulty"].mean())
     assert int(rm.idata.sample_stats["diverging"].sum()) == 0
+    true_share = np.var(rm.text_features.transform(rm.questions.iloc[:N_TRAIN]) @ truth["text_weight"]) \
+        / np.var(truth["difficulty"])
+    share = rm.text_share(prob=0.98)
+    assert share["ci98"][0] <= true_share <= share["ci98"][1], (share, true_share)
 
 
 def test_no_test_question_reaches_the_fit(fitted):

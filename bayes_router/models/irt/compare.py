@@ -67,6 +67,10 @@ def compare_pre_call(log: pd.DataFrame, questions: pd.DataFrame, models, n_quest
                        "convergence": convergence(rm.idata, [v for v in names if v in rm.idata.posterior]),
                        "parameterization": rm.metadata.get("parameterization")}
         fits[family] = rm
+    out["irt"]["difficulty_share_predicted_by_text"] = fits["irt"].text_share()
+    out["irt"]["sigma_difficulty_mean"] = float(fits["irt"].idata.posterior["sigma_difficulty"].mean())
+    out["irt"]["discrimination_mean"] = fits["irt"].idata.posterior["discrimination"].mean(("chain", "draw")) \
+        .to_series().round(3).to_dict()
     n_per_q = len(models)
     per_call = {"v1": scoring.per_call_scores(fits["v1"], test),
                 "irt": scoring.per_call_scores(fits["irt"], test, questions=questions)}

@@ -172,6 +172,17 @@ class IRTReliabilityModel(ReliabilityModel):
                           coords={"chain": post.chain, "draw": post.draw, "call": np.arange(len(log))})
         self.idata.add_groups({"log_likelihood": xr.Dataset({"correct": da})})
 
+    def text_share(self, prob: float = 0.9) -> dict:
+        """How much of the training questions' difficulty the text predicts: per draw,
+        var(text . w) / var(difficulty) over the training questions; posterior mean and central
+        ``prob`` interval."""
+        d = self._posterior_draws()
+        X = self.text_features.transform(self.questions.set_index("question_id")
+                                         .loc[self.train_question_ids].reset_index())
+        share = (d["text_weight"].astype(np.float64) @ X.T).var(axis=1) / d["difficulty"].astype(np.float64).var(axis=1)
+        lo, hi = np.quantile(share, [(1 - prob) / 2, (1 + prob) / 2])
+        return {"mean": float(share.mean()), f"ci{int(prob * 100)}": [float(lo), float(hi)]}
+
     def as_stage(self, stage: str) -> IRTReliabilityModel:
         """This fit for ``stage``: the stages share one posterior (the signals enter at prediction
         only), so a post-call model needs no second fit. A shallow copy; the posterior is shared."""
