@@ -268,3 +268,15 @@ def test_routing_context_shares_one_irt_posterior_between_stages(fitted):
     ctx.set_reliability("pre", rm)
     post = ctx.reliability("post")  # no second fit: the same posterior, predicting with the signals
     assert post.stage == "post" and post.idata is rm.idata and ctx.reliability("post") is post
+
+
+def test_a_loaded_irt_posterior_gets_the_contexts_texts(fitted, tmp_path):
+    from bayes_router.policies.base import RoutingContext
+
+    rm, log, questions, _ = fitted
+    back = ReliabilityModel.load(rm.save(tmp_path / "irt.nc"))
+    ctx = RoutingContext(train_log=log[log["question_id"] < N_TRAIN], models=rm.models, questions=questions)
+    ctx.set_reliability("pre", back)
+    test = log[log["question_id"] >= N_TRAIN]
+    np.testing.assert_allclose(ctx.reliability("pre").p_correct(test, n_draws=50).values,
+                               rm.p_correct(test, n_draws=50).values, rtol=1e-6, atol=1e-7)

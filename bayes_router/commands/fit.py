@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from bayes_router.data.io import load_call_log
+    from bayes_router.data.io import load_call_log, load_questions
     from bayes_router.data.pools import resolve_models
     from bayes_router.data.split import rows_for, sample_questions, train_test_split
     from bayes_router.errors import InputError
@@ -94,8 +94,9 @@ def run(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", message=".*idata_kwargs.*")
+        texts = {"questions": load_questions(args.log)} if rm.family == "irt" else {}  # difficulty from text
         rm.fit(train, sampler=args.sampler, draws=args.draws, tune=args.tune, chains=args.chains,
-               seed=args.seed, progress=not args.no_progress)
+               seed=args.seed, progress=not args.no_progress, **texts)
     secs = time.perf_counter() - t0
     rm.metadata.update({"log": str(args.log), "models_order": models, "test_frac": args.test_frac,
                         "test_question_ids": [int(q) for q in np.asarray(test_ids)], "fit_seconds": secs})

@@ -238,6 +238,8 @@ class RoutingContext:
 
     def set_reliability(self, stage: str, model) -> None:
         """Use an already fitted ReliabilityModel (e.g. loaded from NetCDF) for ``stage``."""
+        if getattr(model, "family", "v1") == "irt" and getattr(model, "questions", None) is None:
+            model.questions = self.questions  # a saved IRT posterior keeps no texts; new questions need them
         self._reliability[stage] = model
 
     def success_proba(self, precall_df: pd.DataFrame) -> np.ndarray:
