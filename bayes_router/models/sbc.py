@@ -12,9 +12,9 @@ are in :mod:`bayes_router.models.rank_uniformity`.
 The design (models, subjects, covariates, the likelihood cells) is fixed by one small SIMULATED log
 (:func:`sbc_log`); only the outcomes ``correct`` change between replications. They enter the graph as
 a shared variable (``pm.observe``), so the model is compiled once and every replication swaps the data
-(``CompiledModel.with_data``): measured on 3 models x 3 subjects x 100 questions, post stage, a
-compile takes 11-37 s and a fit of 2 x (500 + 500) draws 0.8-1.2 s, so recompiling per replication
-would cost 10-30 times the sampling.
+(``CompiledModel.with_data``): measured on 3 models x 3 subjects x 100 questions (2 shared cores), a
+compile takes 11-38 s and a fit of 2 x (300 tune + 400 draws) at target_accept 0.98 1.6-1.8 s (median),
+so recompiling per replication would cost 10-20 times the sampling.
 """
 
 from __future__ import annotations
