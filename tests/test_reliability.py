@@ -311,6 +311,21 @@ def test_auto_parameterization_follows_how_strongly_the_data_pin_each_level():
     assert "z_gamma" not in model.named_vars and "gamma" in model.named_vars
 
 
+def test_slopes_of_few_models_are_never_centered():
+    """3 models whose slopes spread far beyond their noise: the bound alone would center them, but
+    a spread from 3 levels is no ground to (the centered funnel); 12 such models are centered."""
+    from bayes_router.models.reliability import choose_parameterization
+
+    rng = np.random.default_rng(2)
+    wide = _cells(rng, 12, 8, 400, interaction_sd=0.5, slope_sd=0.8)
+    many = choose_parameterization("slope_effects", *wide, 12, 8)
+    m, s, x, n, y = wide
+    keep = m < 3
+    few = choose_parameterization("slope_effects", m[keep], s[keep], x[keep], n[keep], y[keep], 3, 8)
+    assert many["choice"] == "centered" and few["choice"] == "zero-sum" and "at most 4 models" in few["reason"]
+    assert np.all(np.asarray(few["spread_lower"]) > np.asarray(few["se"]))  # over the bound all the same
+
+
 def test_slopes_are_parameterized_per_covariate(monkeypatch):
     """Slopes that spread widely are centered, slopes on the edge get zero-sum innovations, in one
     model ("mixed"); its likelihood is still the calls' Bernoulli likelihood and it predicts."""
