@@ -114,3 +114,21 @@ def test_bench_refuses_bad_convergence_seeds(capsys):
     assert main(["bench", "--convergence-seeds", "0,x", "-o", "unused.json"]) == 2
     assert main(["bench", "--skip-speed", "-o", "unused.json"]) == 2
     assert "--skip-speed needs --convergence-seeds" in capsys.readouterr().err
+
+
+def test_convergence_table_summarizes_the_seeds():
+    from bayes_router.study.bench import convergence_table
+
+    def run(seed, passed, var, bulk, tail, rhat, margin, div, wall):
+        return {"seed": seed, "passed": passed, "divergences": div, "bfmi_min": 0.6 + seed / 10, "wall_s": wall,
+                "worst": {"variable": var, "r_hat_max": rhat, "ess_bulk_min": bulk, "ess_tail_min": tail,
+                          "margin": margin}}
+
+    conv = {"fits": {"trio/pre": {"passed": 1, "of": 3, "runs": [
+        run(0, True, "sigma_slope", 900.0, 1000.0, 1.002, 2.25, 0, 50.0),
+        run(1, False, "gamma", 500.0, 450.0, 1.004, 1.125, 1, 70.0),
+        {"seed": 2, "error": "RuntimeError: boom"}]}}}
+    row = convergence_table(conv).loc["trio/pre"]
+    assert row["passed"] == "1/3" and row["divergences"] == 1 and row["errors"] == 1
+    assert row["worst variable"] == "gamma" and row["min ESS (bulk/tail)"] == "500/450"
+    assert row["max R-hat"] == 1.004 and row["min E-BFMI"] == 0.6 and row["wall s"] == "50-70"

@@ -71,8 +71,10 @@ def run(args: argparse.Namespace) -> int:
                                                     tune=args.tune, chains=args.chains)
     path = write_json(args.output, res)
     print(f"wrote {path}; targets met: {res.get('targets_met')}")
-    for fit, entry in res.get("convergence", {}).get("fits", {}).items():
-        print(f"  {fit}: {entry['passed']}/{entry['of']} seeds pass")
+    if "convergence" in res:
+        from bayes_router.study.bench import convergence_table
+
+        print(convergence_table(res["convergence"]).to_string())
     errors = [f"{k}: {v['error']}" for k, v in res.get("post_call_trio", {}).items() if "error" in v]
     if errors:
         raise InputError("benchmark fit failed: " + "; ".join(errors))

@@ -253,6 +253,28 @@ def convergence_over_seeds(log_path, seeds=(0, 1, 2, 3), fits=STUDY_FITS, n_ques
     return out
 
 
+def convergence_table(convergence: dict):
+    """One row per fit of :func:`convergence_over_seeds`'s result: seeds passed out of run, the
+    divergences in all, the worst variable over the seeds with its smallest ESS and largest R-hat,
+    the smallest E-BFMI and the wall-time range (s)."""
+    import pandas as pd
+
+    rows = []
+    for fit, entry in convergence["fits"].items():
+        runs = [r for r in entry["runs"] if "error" not in r]
+        worst = min((r["worst"] for r in runs if r.get("worst")), key=lambda w: w["margin"], default=None)
+        walls = [r["wall_s"] for r in runs]
+        rows.append({"fit": fit, "passed": f"{entry['passed']}/{entry['of']}",
+                     "divergences": sum(r["divergences"] for r in runs),
+                     "worst variable": worst and worst["variable"],
+                     "min ESS (bulk/tail)": worst and f"{worst['ess_bulk_min']:.0f}/{worst['ess_tail_min']:.0f}",
+                     "max R-hat": max((r["worst"]["r_hat_max"] for r in runs if r.get("worst")), default=None),
+                     "min E-BFMI": min((r["bfmi_min"] for r in runs if r.get("bfmi_min") is not None), default=None),
+                     "wall s": f"{min(walls):.0f}-{max(walls):.0f}" if walls else None,
+                     "errors": len(entry["runs"]) - len(runs)})
+    return pd.DataFrame(rows).set_index("fit")
+
+
 def _targets_met(out: dict, quick: bool) -> dict[str, bool]:
     """Which of TARGETS the measurements in ``out`` meet (the 4000-question fit target only when not quick)."""
     met = {}
