@@ -326,6 +326,19 @@ def test_slopes_of_few_models_are_never_centered():
     assert np.all(np.asarray(few["spread_lower"]) > np.asarray(few["se"]))  # over the bound all the same
 
 
+def test_slopes_on_the_edge_are_not_centered():
+    """24 models whose slopes' spread bound is 1.46 standard errors: over the bound, but inside the margin
+    (the whole pool's length slopes sat there, and diverged when centered); at 2.2 they are centered."""
+    from bayes_router.models.reliability import choose_parameterization
+    from bayes_router.models.reliability.parameterization import SLOPE_CENTERING_MARGIN
+
+    edge = choose_parameterization("slope_effects", *_cells(np.random.default_rng(3), 24, 8, 100, 0.2, 0.10), 24, 8)
+    wide = choose_parameterization("slope_effects", *_cells(np.random.default_rng(3), 24, 8, 100, 0.2, 0.15), 24, 8)
+    ratio = np.asarray(edge["spread_lower"]) / np.asarray(edge["se"])
+    assert 1 < ratio[0] < SLOPE_CENTERING_MARGIN and edge["choice"] == "zero-sum"
+    assert wide["choice"] == "centered"
+
+
 def test_slopes_are_parameterized_per_covariate(monkeypatch):
     """Slopes that spread widely are centered, slopes on the edge get zero-sum innovations, in one
     model ("mixed"); its likelihood is still the calls' Bernoulli likelihood and it predicts."""

@@ -22,6 +22,11 @@ CENTERING_LEVEL = 0.99
 #: their hyper-SDs rest on 3-4 levels, wide posteriors that reach into both ends of the funnel
 #: (trio, post, 2 x 2000 draws: 2 divergences at 0.95 with seed 1; none at 0.98 with seeds 0-2, 64 s vs 55 s).
 FEW_LEVELS = 4
+#: A covariate's slopes are centered only when the lower bound of their spread is this many times their
+#: typical standard error. At 1 the whole pool's length slopes (bound 0.048, standard error 0.039, 24
+#: models, pre stage) were centered and their posterior still reached 0.006, into the funnel: 2 and 1
+#: divergent transitions with seeds 1 and 2 of 0-3 (2800 train questions, 2 x 2000 draws).
+SLOPE_CENTERING_MARGIN = 2.0
 
 
 def _spread_bounds(estimates: np.ndarray, se2: np.ndarray, df: int, typical: bool = False) -> tuple[float, float]:
@@ -52,9 +57,9 @@ def choose_parameterization(effect: str, m_idx, s_idx, X, trials, y, n_models: i
       e.g. 3 models, the bound is low, so the non-centered form is kept).
 
     Centered iff the lower bound of tau (net of the mean squared standard error for the
-    interactions, of the median one for the slopes) exceeds the median standard error;
-    the slopes are decided per covariate, and never centered in pools of at most
-    :data:`FEW_LEVELS` models. Returns ``{"choice", "spread", "spread_lower",
+    interactions, of the median one for the slopes) exceeds the median standard error
+    (for the slopes :data:`SLOPE_CENTERING_MARGIN` times it); the slopes are decided per
+    covariate, and never centered in pools of at most :data:`FEW_LEVELS` models. Returns ``{"choice", "spread", "spread_lower",
     "se"}`` (for the slopes lists per covariate, ``"per_covariate"`` the choice of each and
     ``"choice"`` "mixed" when they differ). The bound is one-sided at :data:`CENTERING_LEVEL`.
     """
@@ -99,7 +104,7 @@ def choose_parameterization(effect: str, m_idx, s_idx, X, trials, y, n_models: i
         # choice then left sigma_slope at bulk ESS 398 after 2 x 2000 draws; centered: 1931 after 2 x 1000)
         spread, low = _spread_bounds(est - est.mean(), var * (len(est) - 1) / len(est), len(est) - 1, typical=True)
         spreads.append(spread), lows.append(low), ses.append(float(np.sqrt(np.median(var))))
-    per = ["centered" if lo > se else "zero-sum" for lo, se in zip(lows, ses, strict=True)]
+    per = ["centered" if lo > SLOPE_CENTERING_MARGIN * se else "zero-sum" for lo, se in zip(lows, ses, strict=True)]
     out = {"spread": spreads, "spread_lower": lows, "se": ses}
     if n_models <= FEW_LEVELS:
         # A bound from 3-4 levels is no ground to center: on study-trio's post-call model (7 covariates,
