@@ -241,7 +241,10 @@ def convergence_over_seeds(log_path, seeds=(0, 1, 2, 3), fits=STUDY_FITS, n_ques
         run = {"seed": seed, "error": res["error"]} if "error" in res else {
             "seed": seed, "passed": res["converged"], "failures": res["diagnostics"]["failures"],
             "worst": res["worst"], "divergences": res["diagnostics"]["divergences"],
-            "bfmi_min": min(res["diagnostics"]["bfmi"] or [None]), "wall_s": res["wall_s"],
+            "r_hat_max": res["diagnostics"]["r_hat_max"], "ess_bulk_min": res["diagnostics"]["ess_bulk_min"],
+            "ess_tail_min": res["diagnostics"]["ess_tail_min"],
+            "bfmi_min": min([b for b in res["diagnostics"]["bfmi"] if b is not None], default=None),
+            "wall_s": res["wall_s"],
             "parameterization": res["parameterization"], "target_accept": res["target_accept"]}
         entry = out["fits"].setdefault(f"{pool}/{stage}", {"passed": 0, "of": 0, "runs": []})
         entry["runs"].append(run)
@@ -268,7 +271,9 @@ def convergence_table(convergence: dict):
                      "divergences": sum(r["divergences"] for r in runs),
                      "worst variable": worst and worst["variable"],
                      "min ESS (bulk/tail)": worst and f"{worst['ess_bulk_min']:.0f}/{worst['ess_tail_min']:.0f}",
-                     "max R-hat": max((r["worst"]["r_hat_max"] for r in runs if r.get("worst")), default=None),
+                     # over every reported variable (runs recorded before that key: the worst variable's)
+                     "max R-hat": max((r.get("r_hat_max") or r["worst"]["r_hat_max"] for r in runs if r.get("worst")),
+                                      default=None),
                      "min E-BFMI": min((r["bfmi_min"] for r in runs if r.get("bfmi_min") is not None), default=None),
                      "wall s": f"{min(walls):.0f}-{max(walls):.0f}" if walls else None,
                      "errors": len(entry["runs"]) - len(runs)})
