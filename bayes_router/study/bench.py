@@ -228,13 +228,15 @@ def convergence_over_seeds(log_path, seeds=(0, 1, 2, 3), fits=STUDY_FITS, n_ques
     """
     from tqdm.auto import tqdm
 
-    from bayes_router.data.pools import pool_models
+    from bayes_router.data.pools import pool_log, pool_models
 
     out = {"seeds": list(seeds), "split_seed": split_seed, "questions": n_questions, "train_only": True,
            "draws": draws, "tune": tune, "chains": chains, "fits": {}}
     jobs = [(pool, stage, seed) for pool, stage in fits for seed in seeds]
     for pool, stage, seed in tqdm(jobs, desc="convergence over seeds", unit="fit"):
-        spec = {"stage": stage, "sampler": "nutpie", "log": log_path, "models": pool_models(pool),
+        # each pool reads its own log (pools.yaml `log:`), beside ``log_path``
+        log = str(Path(log_path).with_name(f"{pool_log(pool)}.parquet")) if log_path else None
+        spec = {"stage": stage, "sampler": "nutpie", "log": log, "models": pool_models(pool),
                 "questions": n_questions, "draws": draws, "tune": tune, "chains": chains, "seed": seed,
                 "split_seed": split_seed, "train_only": True, "progress": False, "model_config": model_config}
         res = _run_isolated(spec)
