@@ -27,10 +27,10 @@ from bayes_router.models.irt.post import (
     success_given_own_signals,
 )
 from bayes_router.models.irt.prediction import (
+    POSTERIOR_VARIABLES,
     ability_draws,
     difficulty_prior,
     expected_success,
-    flatten_posterior,
 )
 from bayes_router.models.irt.text import TextFeatures
 from bayes_router.models.reliability.config import (
@@ -74,6 +74,7 @@ class IRTReliabilityModel(ReliabilityModel):
     """
 
     family = "irt"
+    posterior_variables = POSTERIOR_VARIABLES
 
     def __init__(self, stage: str = "pre", model_config: dict | None = None, sampler_config: dict | None = None,
                  family: str | None = "irt", irt_config: dict | None = None):
@@ -194,13 +195,6 @@ class IRTReliabilityModel(ReliabilityModel):
         return other
 
     # --------------------------------------------------------------- predict
-    def _posterior_draws(self) -> dict:
-        if self._draws_cache is None:
-            if self.idata is None:
-                raise InputError("the reliability model is not fitted (call fit() or load())")
-            self._draws_cache = flatten_posterior(self.idata.posterior)
-        return self._draws_cache
-
     def _new_question_features(self, calls: pd.DataFrame, rows: np.ndarray,
                                questions: pd.DataFrame | None) -> np.ndarray:
         """Text features of ``calls`` (all rows; only ``rows`` are computed), from the calls' own

@@ -20,15 +20,6 @@ POSTERIOR_VARIABLES = ("alpha", "beta", "gamma", "sigma_subject", "sigma_interac
 UNSEEN_LEVEL_SEED = 20_250_101
 
 
-def flatten_posterior(posterior) -> dict[str, np.ndarray]:
-    """{variable: float32 array (chain * draw, ...)} of :data:`POSTERIOR_VARIABLES`."""
-    out = {}
-    for name in POSTERIOR_VARIABLES:
-        a = posterior[name].to_numpy()
-        out[name] = a.reshape((-1,) + a.shape[2:]).astype(np.float32)
-    return out
-
-
 def sigmoid(x: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):  # exp overflow -> inf -> 0, the right limit
         return 1.0 / (1.0 + np.exp(-x))

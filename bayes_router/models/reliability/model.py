@@ -37,7 +37,12 @@ from bayes_router.models.reliability.parameterization import (
     resolve_parameterizations,
     target_accept,
 )
-from bayes_router.models.reliability.prediction import flatten_posterior, p_correct_draws, thinned
+from bayes_router.models.reliability.prediction import (
+    POSTERIOR_VARIABLES,
+    flatten_posterior,
+    p_correct_draws,
+    thinned,
+)
 
 _FORMAT_VERSION = 1
 #: Model families: "v1" (this module), "irt" (:mod:`bayes_router.models.irt`: question difficulty
@@ -82,6 +87,8 @@ class ReliabilityModel:
     """
 
     family = "v1"
+    #: The posterior variables prediction reads (flattened once, cached by ``_posterior_draws``).
+    posterior_variables = POSTERIOR_VARIABLES
 
     def __new__(cls, stage: str = "pre", model_config: dict | None = None, *args, family: str | None = None,
                 **kwargs):
@@ -300,7 +307,7 @@ class ReliabilityModel:
         if self._draws_cache is None:
             if self.idata is None:
                 raise InputError("the reliability model is not fitted (call fit() or load())")
-            self._draws_cache = flatten_posterior(self.idata.posterior)
+            self._draws_cache = flatten_posterior(self.idata.posterior, self.posterior_variables)
         return self._draws_cache
 
     def p_correct(self, calls: pd.DataFrame, n_draws: int | None = None):

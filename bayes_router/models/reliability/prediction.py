@@ -22,13 +22,13 @@ POSTERIOR_VARIABLES = ("mu_alpha", "sigma_alpha", "alpha", "sigma_subject", "bet
 UNSEEN_LEVEL_SEED = 20_250_101
 
 
-def flatten_posterior(posterior) -> dict[str, np.ndarray]:
-    """{variable: float32 array (chain * draw, ...)} of :data:`POSTERIOR_VARIABLES`."""
+def flatten_posterior(posterior, variables=POSTERIOR_VARIABLES) -> dict[str, np.ndarray]:
+    """{variable: float32 array (chain * draw, ...)} of ``variables`` (default :data:`POSTERIOR_VARIABLES`)."""
     def flat(name):
         a = posterior[name].to_numpy()
         return a.reshape((-1,) + a.shape[2:]).astype(np.float32)
 
-    return {name: flat(name) for name in POSTERIOR_VARIABLES}
+    return {name: flat(name) for name in variables}
 
 
 def thinned(n_samples: int, n_draws: int | None) -> np.ndarray:
