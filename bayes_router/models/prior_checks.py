@@ -8,7 +8,6 @@ zero-avoiding Gamma(2, rate) priors (see :data:`~bayes_router.models.reliability
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -26,25 +25,14 @@ def prior_spreads(train_log: pd.DataFrame, stage: str = "pre", model_config: dic
     """Draws from the prior (rows) of each spread (logit scale; ``sigma_slope[<covariate>]`` per
     covariate, per training SD) and of ``accuracy_sd``, the standard deviation over models of their
     simulated accuracy on ``train_log``'s calls (a fraction: how different the models may be)."""
-    import pymc as pm
-
     from bayes_router.models.reliability import ReliabilityModel
 
     rm = ReliabilityModel(stage, model_config=model_config)
-    plan = rm.plan(train_log)
-    with rm.build_model(train_log), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        prior = pm.sample_prior_predictive(draws=samples, random_seed=seed, var_names=[*SPREADS, "correct"])
-    draws = prior.prior
-    out = {v: draws[v].to_numpy().reshape(samples) for v in ("sigma_alpha", "sigma_interaction")}
-    slopes = draws["sigma_slope"].to_numpy().reshape(samples, -1)
-    for j, c in enumerate(plan.design.slope_covariates):
-        out[f"sigma_slope[{c}]"] = slopes[:, j]
-    y = prior.prior_predictive["correct"].to_numpy().reshape(samples, -1)
-    n_calls = train_log["model"].astype(str).value_counts()  # unparsed calls (post stage) count as wrong
-    acc = np.column_stack([y[:, plan.cells.model_idx == i].sum(1) / max(int(n_calls.get(m, 0)), 1)
-                           for i, m in enumerate(plan.design.models)])
-    out["accuracy_sd"] = acc.std(axis=1, ddof=1) if acc.shape[1] > 1 else np.zeros(samples)
+    acc, draws = rm.prior_predictive(train_log, samples, seed, var_names=SPREADS)
+    out = {v: draws[v].to_numpy() for v in ("sigma_alpha", "sigma_interaction")}
+    for c in draws["sigma_slope"].coords["covariate"].to_numpy():
+        out[f"sigma_slope[{c}]"] = draws["sigma_slope"].sel(covariate=c).to_numpy()
+    out["accuracy_sd"] = acc.std(axis=1, ddof=1).to_numpy() if acc.shape[1] > 1 else np.zeros(samples)
     return pd.DataFrame(out)
 
 

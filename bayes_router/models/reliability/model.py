@@ -289,18 +289,26 @@ class ReliabilityModel:
         hurdle), and returns a (samples x model) DataFrame of simulated accuracies.
         A fitted model is left as it is.
         """
+        return self.prior_predictive(train_log, samples, seed)[0]
+
+    def prior_predictive(self, train_log: pd.DataFrame, samples: int = 500, seed: int = 0,
+                         var_names: Sequence[str] = ()) -> tuple[pd.DataFrame, dict]:
+        """:meth:`prior_predictive_accuracy` and, from the same prior draws, the draws of the
+        parameters ``var_names``: ``(accuracy (samples x model), {name: xarray.DataArray (sample,
+        *its dims)})``, e.g. the spreads with the spread of the accuracies they imply."""
         import pymc as pm
 
         plan = self.plan(train_log)
         with self._graph(plan), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            prior = pm.sample_prior_predictive(draws=samples, random_seed=seed, var_names=["correct"])
+            prior = pm.sample_prior_predictive(draws=samples, random_seed=seed, var_names=[*var_names, "correct"])
         y = prior.prior_predictive["correct"].to_numpy().reshape(samples, -1)
         out = {}
         for i, m in enumerate(plan.design.models):
             n_calls = int((train_log["model"].astype(str) == m).sum())  # unparsed calls count as wrong
             out[m] = y[:, plan.cells.model_idx == i].sum(1) / max(n_calls, 1)
-        return pd.DataFrame(out)
+        params = {v: prior.prior[v].stack(sample=("chain", "draw")).transpose("sample", ...) for v in var_names}
+        return pd.DataFrame(out), params
 
     # --------------------------------------------------------------- predict
     def _posterior_draws(self) -> dict:
