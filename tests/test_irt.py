@@ -280,3 +280,83 @@ def test_a_loaded_irt_posterior_gets_the_contexts_texts(fitted, tmp_path):
     test = log[log["question_id"] >= N_TRAIN]
     np.testing.assert_allclose(ctx.reliability("pre").p_correct(test, n_draws=50).values,
                                rm.p_correct(test, n_draws=50).values, rtol=1e-6, atol=1e-7)
+
+
+def _routable(log: pd.DataFrame) -> pd.DataFrame:
+    """The SIMULATED IRT log completed to the call-log columns a routing run needs: letters (a wrong
+    parsed answer picks one of the 3 wrong letters at random), tokens, prices rising with the model
+    index (the pool is cheapest first), no stated confidence."""
+    rng = np.random.default_rng(3)
+    letters = np.array(list("ABCD"))
+    answer = letters[log["question_id"].to_numpy() % 4]
+    wrong = letters[(log["question_id"].to_numpy() % 4 + rng.integers(1, 4, len(log))) % 4]
+    pred = np.where(log["correct"], answer, np.where(log["parsed"], wrong, None))
+    price = 1e-6 * 4.0 ** log["model"].str.removeprefix("model_").astype(int).to_numpy()
+    prompt = (log["question_chars"] // 4).astype(np.int64)
+    return log.assign(answer=answer, pred=pred, source="simulated", n_options=4, prompt_tokens=prompt,
+                      cost_usd=price * (prompt + log["completion_tokens"]), confidence=np.nan, latency_s=np.nan)
+
+
+def test_bayes_adaptive_uses_the_irt_rule_on_an_irt_posterior(fitted):
+    from bayes_router.policies import make_policy
+    from bayes_router.policies.adaptive_irt import final_of_two
+    from bayes_router.policies.base import RoutingContext, TestCalls
+
+    rm, log, questions, _ = fitted
+    log = _routable(log)
+    test = log[log["question_id"] >= N_TRAIN]
+    ctx = RoutingContext(train_log=log[log["question_id"] < N_TRAIN], models=rm.models, questions=questions)
+    ctx.set_reliability("pre", rm)
+    free = make_policy("bayes-adaptive", cost_scale=0.0, irt_draws=100).fit(ctx)
+    assert free.rule_ == "irt" and not hasattr(free, "correlation_")  # no copula on the IRT family
+    calls = TestCalls(test, rm.models)
+    answers = free.route(calls)
+    dec = free.decisions_
+    assert len(answers) == N_TEST and dec["n_calls"].max() == 2 and (dec["n_calls"] == 2).mean() > 0.5
+    # every call is charged; a second call was made exactly where its net value cleared the threshold
+    assert len(calls.calls_made) == dec["n_calls"].sum()
+    assert ((dec["voi_second"] > 0) == (dec["n_calls"] == 2)).all()
+    # the first call maximizes the pre-call probability when cost is free
+    pre = rm.p_correct(calls.precall(), n_draws=100).values.mean(axis=0)
+    best = calls.precall().assign(q=pre).sort_values("q").groupby("question_id")["model"].last()
+    assert (dec.set_index("question_id")["first_model"] == best.reindex(dec["question_id"]).to_numpy()).all()
+    # routing beats the first call alone on the simulated truth
+    truth = test.drop_duplicates("question_id").set_index("question_id")["answer"]
+    right = answers.to_numpy() == truth.reindex(answers.index).to_numpy()
+    first_right = dec["first_answer"].to_numpy() == truth.reindex(dec["question_id"]).to_numpy()
+    assert right.mean() >= first_right.mean()
+    # a dear second call is never worth it
+    dear = make_policy("bayes-adaptive", cost_scale=1e9, irt_draws=100).fit(ctx)
+    dear.route(TestCalls(test, rm.models))
+    assert (dear.decisions_["n_calls"] == 1).all()
+    # the final answer: agreement keeps the letter, an unparsed call loses, else the likelier call
+    pair = pd.DataFrame({"p00": [0.1, 0.2, 0.3], "p01": [0.2, 0.0, 0.4], "p10": [0.3, 0.8, 0.2], "p11": [0.4, 0.0, 0.1]})
+    ans, p = final_of_two(np.array(["A", "B", "C"], dtype=object), np.array(["A", None, "D"], dtype=object), pair, 0.5)
+    assert list(ans) == ["A", "B", "D"]
+    np.testing.assert_allclose(p, [0.4 / (0.4 + 0.5 * 0.1), 0.8 / (0.8 + 0.2), 0.4 / (0.2 + 0.4 + 0.5 * 0.3)])
+
+
+def test_the_irt_rule_is_refused_without_an_irt_posterior():
+    from bayes_router.policies import make_policy
+
+    policy = make_policy("bayes-adaptive", second_call="irt")
+    with pytest.raises(InputError, match="IRT reliability family"):
+        policy._second_call_rule("v1")
+    with pytest.raises(InputError, match="second_call must be one of"):
+        make_policy("bayes-adaptive", second_call="copulas")._second_call_rule("v1")
+    assert make_policy("bayes-adaptive")._second_call_rule("v1") == "copula"
+
+
+def test_joint_correctness_factorizes_without_discrimination():
+    """With discrimination 0 the difficulty is irrelevant: the calls are independent given the
+    draw, and an unparsed first call (likelihood ratio 0) is wrong for sure."""
+    from bayes_router.models.irt.post import joint_correctness
+
+    ab1, ab2 = np.full((1, 2), 0.5), np.full((1, 2), -0.3)
+    zero, mu, sd = np.zeros((1, 2)), np.zeros((1, 2)), np.ones((1, 2))
+    K = joint_correctness(ab1, zero, np.array([0.0, -np.inf]), ab2, zero, mu, sd, 16, np.array([np.log(2.0), 0.0]))
+    p1, p2 = sigmoid(0.5), sigmoid(-0.3)
+    expected0 = np.outer([1 - p1, p1], [1 - p2, 2 * p2])
+    np.testing.assert_allclose(K[0], expected0, rtol=1e-6)
+    np.testing.assert_allclose(K[1, 1], 0.0)
+    np.testing.assert_allclose(K[1, 0].sum(), 1 - p1, rtol=1e-6)

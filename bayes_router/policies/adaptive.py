@@ -208,6 +208,13 @@ class BayesAdaptivePolicy(Policy):
         Monte Carlo error of a mean of 200 draws is 1/sqrt(200), 7% of the per-call posterior sd,
         small against the spread between calls that the bins resolve, at a twentieth of the cost of
         4000 draws on the whole train log (routing itself uses every draw).
+    second_call : {"auto", "copula", "irt"}
+        The rule for the second call and the final answer. "copula": the value of information
+        above, with the error correlation and the evidence bins. "irt": the IRT family's own rule
+        (:mod:`bayes_router.policies.adaptive_irt`; at most two calls). "auto": "irt" when the
+        context's reliability family is IRT, else "copula".
+    irt_draws : int or None
+        Posterior draws (evenly spaced) behind the IRT rule's probabilities; None: all.
     knob_values : list, optional
         The cost_scale values swept for the frontier.
 
@@ -222,7 +229,18 @@ class BayesAdaptivePolicy(Policy):
     knob = "cost_scale"
     knob_grid = (0.0, 25.0, 50.0, 75.0, 100.0, 125.0, 150.0, 175.0, 200.0, 250.0, 300.0, 400.0, 600.0, 1000.0, 3000.0)
     defaults = {"cost_scale": None, "threshold": 0.0, "max_calls": 3, "error_correlation": True,
-                "n_bins": 8, "n_nodes": 32, "confidence_bins": 4, "fit_draws": 200}
+                "n_bins": 8, "n_nodes": 32, "confidence_bins": 4, "fit_draws": 200,
+                "second_call": "auto", "irt_draws": 1000}
+    SECOND_CALL_RULES = ("auto", "copula", "irt")
+
+    def _second_call_rule(self, family: str) -> str:
+        rule = self.params["second_call"]
+        if rule not in self.SECOND_CALL_RULES:
+            raise InputError(f"policy bayes-adaptive: second_call must be one of {self.SECOND_CALL_RULES}, got {rule!r}")
+        if rule == "irt" and family != "irt":
+            raise InputError("policy bayes-adaptive: second_call='irt' needs the IRT reliability family "
+                             "(model_config: {family: {name: irt}})")
+        return ("irt" if family == "irt" else "copula") if rule == "auto" else rule
 
     def fit(self, ctx: RoutingContext) -> BayesAdaptivePolicy:
         super().fit(ctx)
@@ -231,6 +249,10 @@ class BayesAdaptivePolicy(Policy):
             raise InputError("policy bayes-adaptive: max_calls must be at least 1")
         log = ctx.train_log[ctx.train_log["model"].isin(models)]
         pre_rm, post_rm = ctx.reliability("pre"), ctx.reliability("post")
+        self.rule_ = self._second_call_rule(getattr(pre_rm, "family", "v1"))
+        self.wrong_agreement_ = _wrong_agreement_rate(log, models)
+        if self.rule_ == "irt":  # the IRT rule needs no copula and no evidence bins
+            return self
         n_draws = self.params["fit_draws"]
         if n_draws is not None and int(n_draws) < 1:
             raise InputError(f"policy bayes-adaptive: fit_draws must be at least 1 or None, got {n_draws}")
@@ -255,7 +277,6 @@ class BayesAdaptivePolicy(Policy):
         self.evidence_ = CallEvidence.fit(correct.to_numpy(), parsed.to_numpy(), q.to_numpy(), p.to_numpy(),
                                           n_bins=int(self.params["n_bins"]), confidence=stated,
                                           confidence_bins=int(self.params["confidence_bins"]))
-        self.wrong_agreement_ = _wrong_agreement_rate(log, models)
         return self
 
     @property
@@ -265,6 +286,11 @@ class BayesAdaptivePolicy(Policy):
 
     def route(self, calls: TestCalls) -> pd.Series:
         self._check_fitted()
+        if self.rule_ == "irt":
+            from bayes_router.policies.adaptive_irt import route_irt
+
+            answers, self.decisions_ = route_irt(self, calls)
+            return answers
         ctx, models = self.ctx_, list(self.ctx_.models)
         lam, thr = self.lam, float(self.params["threshold"])
         pre = calls.precall()

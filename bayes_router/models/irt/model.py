@@ -21,6 +21,7 @@ from bayes_router.models.irt.config import difficulty_parameterization, resolve_
 from bayes_router.models.irt.graph import IRTData, build_irt_graph
 from bayes_router.models.irt.post import (
     SignalModel,
+    joint_correctness,
     outcome_table,
     second_call_value,
     success_given_first,
@@ -284,19 +285,23 @@ class IRTReliabilityModel(ReliabilityModel):
         stage's fit can answer this (the signal model is fitted with every fit)."""
         import xarray as xr
 
-        self._check_signals(first, "first")
-        if first["question_id"].duplicated().any():
-            raise InputError("first: one call per question")
-        pos = pd.Index(first["question_id"].to_numpy()).get_indexer(candidates["question_id"].to_numpy())
-        if (pos < 0).any():
-            raise InputError("candidates: every question needs its first call in 'first'")
-        t1 = self._terms(first, n_draws, questions)
-        t2 = self._terms(candidates, n_draws, questions)
-        llr = self.signals.log_likelihood_ratio(first)[pos]
-        P = success_given_first(t1["ab"][:, pos], t1["disc"][:, pos], llr, t2["ab"], t2["disc"],
-                                t1["mu"][:, pos], t1["sd"][:, pos], self.irt_config["quadrature_nodes"])
+        t1, t2, llr = self._pair_terms(first, candidates, n_draws, questions)
+        P = success_given_first(t1["ab"], t1["disc"], llr, t2["ab"], t2["disc"], t1["mu"], t1["sd"],
+                                self.irt_config["quadrature_nodes"])
         return xr.DataArray(P, dims=("draw", "call"), coords={"draw": t2["sel"], "call": candidates.index.to_numpy()},
                             name="p_correct")
+
+    def _pair_terms(self, first: pd.DataFrame, second: pd.DataFrame, n_draws: int | None,
+                    questions: pd.DataFrame | None) -> tuple[dict, dict, np.ndarray]:
+        """The first call's terms aligned with each row of ``second`` (same question), the second
+        calls' terms and the first calls' log likelihood ratios, aligned too."""
+        self._check_signals(first, "first")
+        pos = pd.Index(first["question_id"].to_numpy()).get_indexer(second["question_id"].to_numpy())
+        if (pos < 0).any() or first["question_id"].duplicated().any():
+            raise InputError("first: exactly one call per question of the second calls")
+        t1 = self._terms(first, n_draws, questions)
+        t1 = {k: (v if k == "sel" else v[:, pos]) for k, v in t1.items()}
+        return t1, self._terms(second, n_draws, questions), self.signals.log_likelihood_ratio(first)[pos]
 
     def second_call_value(self, first: pd.DataFrame, candidates: pd.DataFrame, n_draws: int | None = None,
                           questions: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -305,21 +310,29 @@ class IRTReliabilityModel(ReliabilityModel):
         signals)) and ``gain`` (expected accuracy of calling the candidate and keeping the likelier
         answer, minus ``p_first``; see :func:`.post.second_call_value`). Call the candidate with the
         largest ``gain - lambda * expected cost`` when it is positive. Arguments as :meth:`p_correct_after`."""
-        self._check_signals(first, "first")
-        pos = pd.Index(first["question_id"].to_numpy()).get_indexer(candidates["question_id"].to_numpy())
-        if (pos < 0).any() or first["question_id"].duplicated().any():
-            raise InputError("first: exactly one call per question of the candidates")
-        t1 = self._terms(first, n_draws, questions)
-        t2 = self._terms(candidates, n_draws, questions)
+        t1, t2, llr1 = self._pair_terms(first, candidates, n_draws, questions)
         tables = {m: outcome_table(self.signals, m) for m in candidates["model"].astype(str).unique()}
         n_out = max(len(v) for v in tables.values())
         outcomes = np.zeros((len(candidates), n_out, 2))
         for i, m in enumerate(candidates["model"].astype(str)):
             outcomes[i, :len(tables[m])] = tables[m]
-        v = second_call_value(t1["ab"][:, pos], t1["disc"][:, pos], self.signals.log_likelihood_ratio(first)[pos],
-                              t2["ab"], t2["disc"], t1["mu"][:, pos], t1["sd"][:, pos], outcomes,
+        v = second_call_value(t1["ab"], t1["disc"], llr1, t2["ab"], t2["disc"], t1["mu"], t1["sd"], outcomes,
                               self.irt_config["quadrature_nodes"])
         return pd.DataFrame(v, index=candidates.index)
+
+    def pair_correctness(self, first: pd.DataFrame, second: pd.DataFrame, n_draws: int | None = None,
+                         questions: pd.DataFrame | None = None) -> pd.DataFrame:
+        """P(y1, y2 | both calls' signals) of two calls on one question, per row of ``second``
+        (index kept): columns ``p00``, ``p01``, ``p10``, ``p11`` (y1 y2; they sum to 1). Both calls
+        share the question's difficulty (:func:`.post.joint_correctness`). ``first``: one call per
+        question; both frames need the signal columns (parsed, completion_tokens, confidence where
+        logged). Which answer to keep when the letters differ is the larger of ``p10`` and ``p01``."""
+        self._check_signals(second, "second")
+        t1, t2, llr1 = self._pair_terms(first, second, n_draws, questions)
+        K = joint_correctness(t1["ab"], t1["disc"], llr1, t2["ab"], t2["disc"], t1["mu"], t1["sd"],
+                              self.irt_config["quadrature_nodes"], self.signals.log_likelihood_ratio(second))
+        K = K.reshape(len(second), 4) / K.sum(axis=(1, 2))[:, None]
+        return pd.DataFrame(K, index=second.index, columns=["p00", "p01", "p10", "p11"])
 
     # ------------------------------------------------------------- save/load
     def _write_attrs(self) -> None:

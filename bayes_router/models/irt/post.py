@@ -183,31 +183,41 @@ def outcome_table(signals: SignalModel, model: str) -> np.ndarray:
     return np.vstack([[entry["p_unparsed_wrong"], 0.0], np.column_stack([wrong, right])])
 
 
-def second_call_value(ab1, disc1, log_ratio1, ab2, disc2, mu, sd, outcomes: np.ndarray, nodes: int) -> dict:
-    """The value of calling a second model after the first call's signals, per row (a question's
-    first call paired with one candidate); arrays as :func:`success_given_first`, ``outcomes``
-    (rows, outcomes, 2) from :func:`outcome_table`.
-
-    With K[y1, y2] = E_theta,d[P(y1 | d) L(s1 | y1) P(y2 | d)] (the joint of both calls' correctness
-    with the first call's evidence, the posterior draws and the difficulty nodes integrated) and
-    the second call's signal outcome o having P(o | y2), the router that calls and then answers
-    with whichever call is likelier right expects
-
-        best = sum_o max(P(y1 = 1, o | s1), P(y2 = 1, o | s1)),
-
-    against ``p_first`` = P(y1 = 1 | s1) without the call. Returns ``p_first``, ``p_second``
-    (P(y2 = 1 | s1)) and ``gain`` = best - p_first (>= 0; subtract lambda * cost for the decision),
-    each (rows,)."""
+def joint_correctness(ab1, disc1, log_ratio1, ab2, disc2, mu, sd, nodes: int,
+                      log_ratio2: np.ndarray | None = None) -> np.ndarray:
+    """K[y1, y2] = E_theta,d[P(y1 | d) L(s1 | y1) P(y2 | d) L(s2 | y2)], (rows, 2, 2), unnormalized:
+    the joint of two calls' correctness on one question with the evidence of their signals, the
+    posterior draws and the difficulty nodes integrated. Arrays as :func:`success_given_first`;
+    ``log_ratio2`` None: the second call's signals not seen yet (L(s2 | y2) = 1)."""
     points, weights = hermite_rule(nodes)
-    r = np.exp(np.minimum(log_ratio1, 50.0)).astype(np.float64)[None, :]
+    r1 = np.exp(np.minimum(log_ratio1, 50.0)).astype(np.float64)[None, :]  # exp(-inf) = 0: unparsed
+    r2 = 1.0 if log_ratio2 is None else np.exp(np.minimum(log_ratio2, 50.0)).astype(np.float64)[None, :]
     K = np.zeros((ab2.shape[1], 2, 2))
     for t, wt in zip(points, weights, strict=True):
         d = mu + sd * t
         p1 = sigmoid(ab1 - disc1 * d).astype(np.float64)
         p2 = sigmoid(ab2 - disc2 * d).astype(np.float64)
-        for y1, a in ((0, 1.0 - p1), (1, p1 * r)):
-            K[:, y1, 1] += wt * (a * p2).mean(axis=0)
+        for y1, a in ((0, 1.0 - p1), (1, p1 * r1)):
+            K[:, y1, 1] += wt * (a * p2 * r2).mean(axis=0)
             K[:, y1, 0] += wt * (a * (1.0 - p2)).mean(axis=0)
+    return K
+
+
+def second_call_value(ab1, disc1, log_ratio1, ab2, disc2, mu, sd, outcomes: np.ndarray, nodes: int) -> dict:
+    """The value of calling a second model after the first call's signals, per row (a question's
+    first call paired with one candidate); arrays as :func:`success_given_first`, ``outcomes``
+    (rows, outcomes, 2) from :func:`outcome_table`.
+
+    With K from :func:`joint_correctness` and the second call's signal outcome o having P(o | y2),
+    the router that calls and then answers with whichever call is likelier right expects
+
+        best = sum_o max(P(y1 = 1, o | s1), P(y2 = 1, o | s1)),
+
+    against ``p_first`` = P(y1 = 1 | s1) without the call. Returns ``p_first``, ``p_second``
+    (P(y2 = 1 | s1)) and ``gain`` = best - p_first (>= 0; subtract lambda * cost for the decision),
+    each (rows,). The rule ignores whether the two letters agree, which only adds information: the
+    gain is a lower bound on the value of the call to a router that also reads the letters."""
+    K = joint_correctness(ab1, disc1, log_ratio1, ab2, disc2, mu, sd, nodes)
     Z = K.sum(axis=(1, 2))
     first_right = K[:, 1, :, None] * outcomes.transpose(0, 2, 1)  # (rows, y2, outcome): y1 = 1
     second_right = K[:, :, 1, None] * outcomes[:, None, :, 1]  # (rows, y1, outcome): y2 = 1
