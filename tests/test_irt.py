@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bayes_router.data.simulate import simulate_question_texts
 from bayes_router.errors import InputError
 from bayes_router.models.irt.model import IRTReliabilityModel
 from bayes_router.models.irt.post import success_given_first
@@ -18,22 +19,11 @@ N_MODELS, N_SUBJECTS, N_TRAIN, N_TEST, N_COMPONENTS = 4, 3, 300, 60, 3
 CANARY = "leakcanaryterm"  # a word only in a test question's text
 
 
-def _simulated_texts(rng, n: int) -> list[str]:
-    """SIMULATED question texts: 40 words each from a mixture of 4 topics over 150 made-up words."""
-    vocab = np.array([f"w{i:03d}" for i in range(150)])
-    topics = rng.dirichlet(np.full(150, 0.1), size=4)
-    texts = []
-    for _ in range(n):
-        mix = rng.dirichlet(np.full(4, 0.3)) @ topics
-        texts.append("simulated " + " ".join(rng.choice(vocab, size=rng.integers(25, 60), p=mix)))
-    return texts
-
-
 def simulate_irt(seed: int = 0):
     """A SIMULATED call log from the IRT model itself, its question texts and the true parameters."""
     rng = np.random.default_rng(seed)
     n_q = N_TRAIN + N_TEST
-    texts = _simulated_texts(rng, n_q)
+    texts = simulate_question_texts(rng, n_q)
     texts[N_TRAIN] += f" {CANARY} {CANARY}"
     subjects = [f"subject_{i}" for i in range(N_SUBJECTS)]
     questions = pd.DataFrame({"question_id": np.arange(n_q, dtype=np.int64),

@@ -89,3 +89,28 @@ def test_figures_and_headline_of_a_result(tmp_path):
     for fig in (sf.rank_histograms(result), sf.ecdf_difference(result)):
         assert len([ax for ax in fig.axes if ax.get_visible()]) == 2 and fig.axes[0].get_xlabel()
     assert len(result.to_frame()) == 400
+
+
+@pytest.fixture(scope="module")
+def irt_calibration():
+    """The IRT family on a tiny SIMULATED design with SIMULATED texts (3 models x 2 subjects x 60 questions)."""
+    from bayes_router.models.irt import sbc as irt_sbc
+
+    log, questions = irt_sbc.irt_sbc_design(n_questions=60, n_models=3, n_subjects=2, seed=0)
+    return irt_sbc.IRTSimulationBasedCalibration(log, questions, draws=150, tune=150, chains=2, n_draws=19)
+
+
+def test_irt_ranks_are_uniform_and_a_flipped_difficulty_sign_is_rejected(irt_calibration):
+    """The IRT family as written passes; outcomes simulated with logit ability + discrimination *
+    difficulty (the sign flipped) and fitted with the model as written do not: each question's
+    difficulty (and the text weights behind it) is recovered with the wrong sign, so its ranks pile
+    at the ends (measured at 30 replications: ECDF p 0.0001 for both, every other parameter > 0.16)."""
+    result = irt_calibration.run(20, seed=1, progress=False)
+    table = ru.uniformity_table(result.ranks, result.parameters, result.n_draws)
+    assert (table["ecdf_p"] > FAMILY_LEVEL / len(table)).all(), table.to_string()
+    assert (result.divergences > 0).mean() <= 0.1, result.divergences
+    flipped = irt_calibration.run(20, seed=2, simulate_cells=lambda a, d: a + d, progress=False)
+    table = ru.uniformity_table(flipped.ranks, flipped.parameters, flipped.n_draws).set_index("parameter")
+    assert table.loc["difficulty[question 0]", "ecdf_p"] < 0.001, table.to_string()
+    assert table.filter(like="text_weight", axis=0)["ecdf_p"].min() < 0.001, table.to_string()
+    assert table.loc["sigma_subject", "ecdf_p"] > FAMILY_LEVEL / len(table)  # specific, not just loud

@@ -180,3 +180,16 @@ def simulate_call_log(
         "text": qd.texts,
     })
     return log, questions, truth
+
+
+def simulate_question_texts(rng: np.random.Generator, n: int, n_topics: int = 4, vocabulary: int = 150) -> list[str]:
+    """``n`` SIMULATED question texts (each starts with the word "simulated"): 25-59 made-up words
+    from a mixture of ``n_topics`` topics over ``vocabulary`` words, so that TF-IDF + SVD finds a few
+    real directions in them (what the IRT model's text prior is fitted on)."""
+    vocab = np.array([f"w{i:03d}" for i in range(vocabulary)])
+    topics = rng.dirichlet(np.full(vocabulary, 0.1), size=n_topics)
+    texts = []
+    for _ in range(n):
+        mix = rng.dirichlet(np.full(n_topics, 0.3)) @ topics
+        texts.append("simulated " + " ".join(rng.choice(vocab, size=rng.integers(25, 60), p=mix)))
+    return texts

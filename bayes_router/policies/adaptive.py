@@ -33,6 +33,10 @@ cost in USD of every call made). ``cost_scale`` (lambda) is in 1/USD.
 
 Everything is vectorized over quadrature nodes and candidate models; the loop is over
 questions (a few thousand at most), which keeps the logic readable.
+
+On the IRT reliability family (``model_config: {family: {name: irt}}``) steps 2-5 are replaced by the
+value of a second call that the shared question difficulty implies, with no copula
+(:mod:`bayes_router.policies.adaptive_irt`; ``second_call="copula"`` keeps the rule above for comparison).
 """
 
 from __future__ import annotations

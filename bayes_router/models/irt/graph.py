@@ -86,7 +86,11 @@ def build_irt_graph(models, subjects, features, data: IRTData, model_config: dic
     with pm.Model(coords=coords) as model:
         mu_alpha = prior("mu_alpha", model_config["mu_alpha"])
         sigma_alpha = prior("sigma_alpha", model_config["sigma_alpha"])
-        alpha = pm.Normal("alpha", mu_alpha, sigma_alpha, dims="model")
+        if irt_config["model_effects"] == "centered":
+            alpha = pm.Normal("alpha", mu_alpha, sigma_alpha, dims="model")
+        else:
+            z_alpha = pm.Normal("z_alpha", 0.0, 1.0, dims="model")
+            alpha = pm.Deterministic("alpha", mu_alpha + sigma_alpha * z_alpha, dims="model")
         sigma_subject = prior("sigma_subject", model_config["sigma_subject"])
         if irt_config["subject_effects"] == "centered":
             beta = pm.ZeroSumNormal("beta", sigma=sigma_subject, dims="subject")

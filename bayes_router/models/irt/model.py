@@ -11,6 +11,7 @@ are never read), or the log may carry a ``text`` column.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 
 import numpy as np
@@ -115,8 +116,10 @@ class IRTReliabilityModel(ReliabilityModel):
         q_subject[q_idx] = s_idx  # a question's subject is the one its calls carry
         return IRTData(m_idx, s_idx, q_idx, train_log["correct"].to_numpy(dtype=float), X, q_subject)
 
-    def build_model(self, train_log: pd.DataFrame, questions: pd.DataFrame | None = None):
-        """The PyMC model for ``train_log`` (fixes this model's coordinates and text features)."""
+    def build_model(self, train_log: pd.DataFrame, questions: pd.DataFrame | None = None, observed=None):
+        """The PyMC model for ``train_log`` (fixes this model's coordinates and text features).
+        ``observed``: a stand-in for the calls' outcomes (e.g. a shared variable that simulation-based
+        calibration swaps between replications); None: the log's ``correct``."""
         data = self._data(train_log, questions)
         kind = difficulty_parameterization(self.irt_config, len(self.models))
         interaction = self.irt_config["interaction_effects"]
@@ -125,6 +128,8 @@ class IRTReliabilityModel(ReliabilityModel):
                                                   np.zeros((len(data.y), 0)), np.ones(len(data.y)), data.y,
                                                   len(self.models), len(self.subjects))["choice"]
         self._chosen = {"difficulty_effects": kind, "interaction_effects": interaction}
+        if observed is not None:  # the parameterization stays the one the log's outcomes chose
+            data = dataclasses.replace(data, y=observed)
         return build_irt_graph(self.models, self.subjects, self.text_features.names, data, self.model_config,
                                {**self.irt_config, "interaction_effects": interaction}, kind)
 
