@@ -7,6 +7,7 @@ import pandas as pd
 import xarray as xr
 
 from bayes_router.data.schema import validate_call_log
+from bayes_router.models.reliability import ReliabilityModel
 
 #: USD per million tokens (same for input and output), per model.
 PRICES = {"small": 1.0, "mid": 4.0, "big": 10.0}
@@ -37,6 +38,8 @@ class StubReliability:
         self.stage, self.pre = stage, pre
         self.post_short, self.post_long = post_short or {}, post_long or {}
         self.covariates_used = ["parsed", "completion_tokens"] if stage == "post" else []
+
+    p_correct_mean = ReliabilityModel.p_correct_mean  # the package's one posterior-mean rule, on this p_correct
 
     def p_correct(self, calls: pd.DataFrame, n_draws=None) -> xr.DataArray:
         models = calls["model"].astype(str).to_numpy()

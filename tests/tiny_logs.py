@@ -9,6 +9,7 @@ import xarray as xr
 
 from bayes_router.data.prices import call_cost_usd
 from bayes_router.data.schema import validate_call_log
+from bayes_router.models.reliability import ReliabilityModel
 
 MODELS = ["s", "m", "b"]
 PRICE = {"s": 0.1, "m": 0.5, "b": 2.0}  # USD per million tokens, input and output alike
@@ -20,6 +21,8 @@ class StubReliability:
     def __init__(self, p: dict[tuple[int, str], float], n_draws: int = 4):
         self.p = p
         self.n_draws = n_draws
+
+    p_correct_mean = ReliabilityModel.p_correct_mean  # the package's one posterior-mean rule, on this p_correct
 
     def p_correct(self, calls: pd.DataFrame, n_draws=None) -> xr.DataArray:
         """The fixed p(correct) of each call, repeated over ``n_draws`` draws: DataArray (draw, call)."""

@@ -450,7 +450,7 @@ def _posterior_predictive_p_correct(stage: str, fit_log: pd.DataFrame, rows_of: 
     rm = ReliabilityModel(stage=stage)
     rm.fit(fit_log, sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed, progress=False)
     diagnostics = convergence_report(rm.idata).to_dict() if sampler != "advi" else {"sampler": "advi"}
-    by_part = {part: rm.p_correct(rows).values.astype(float).mean(axis=0) for part, rows in rows_of.items()}
+    by_part = {part: rm.p_correct_mean(rows) for part, rows in rows_of.items()}
     return by_part, diagnostics
 
 

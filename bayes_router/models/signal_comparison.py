@@ -283,7 +283,7 @@ def compare_signals(log: pd.DataFrame, models, n_questions: int | None = 3000, t
         fits[name] = _fit_summary(rm, time.perf_counter() - t0)
         idatas[name] = rm.idata
         view = with_signals(test, signals)
-        preds = {"bayes": rm.p_correct(view).values.astype(np.float64).mean(axis=0),
+        preds = {"bayes": rm.p_correct_mean(view),
                  "logistic": logistic_baseline(rm.design, with_signals(train, signals), view, seed=seed)}
         for method, p in preds.items():
             reference.setdefault(method, p)

@@ -124,14 +124,6 @@ def _with_precall(observed: pd.DataFrame, precall: pd.DataFrame) -> pd.DataFrame
     return observed.merge(feats, on=["question_id", "model"], how="left", validate="one_to_one")
 
 
-def _mean_proba(rm, calls: pd.DataFrame, n_draws: int | None = None) -> np.ndarray:
-    """Posterior-mean P(correct), shape (rows,)."""
-    if len(calls) == 0:
-        return np.zeros(0)
-    kwargs = {} if n_draws is None else {"n_draws": n_draws}
-    return rm.p_correct(calls, **kwargs).values.astype(float).mean(axis=0)
-
-
 def combining_summary(decisions: pd.DataFrame, truth: pd.Series) -> dict:
     """How often combining changed the first answer, and whether that helped.
 
@@ -260,8 +252,9 @@ class BayesAdaptivePolicy(Policy):
         n_draws = self.params["fit_draws"]
         if n_draws is not None and int(n_draws) < 1:
             raise InputError(f"policy bayes-adaptive: fit_draws must be at least 1 or None, got {n_draws}")
-        q_pre = _mean_proba(pre_rm, log, n_draws)
-        p_post = _mean_proba(post_rm, log, n_draws)
+        draws = {} if n_draws is None else {"n_draws": int(n_draws)}
+        q_pre = pre_rm.p_correct_mean(log, **draws)
+        p_post = post_rm.p_correct_mean(log, **draws)
         frame = log[["question_id", "model", "correct", "parsed"]].assign(q=q_pre, p=p_post)
 
         def wide(col):
@@ -298,7 +291,7 @@ class BayesAdaptivePolicy(Policy):
         ctx, models = self.ctx_, list(self.ctx_.models)
         lam, thr = self.lam, float(self.params["threshold"])
         pre = calls.precall()
-        qmat = precall_matrix(pre, _mean_proba(ctx.reliability("pre"), pre), models)
+        qmat = precall_matrix(pre, ctx.reliability("pre").p_correct_mean(pre), models)
         cmat = precall_matrix(pre, expected_cost(ctx, pre), models)
         qids = qmat.index.to_numpy()
         q, cost = qmat.to_numpy(), cmat.to_numpy()
@@ -311,7 +304,7 @@ class BayesAdaptivePolicy(Policy):
 
         def observe(rows_idx, model_idx):
             obs = calls.call(qids[rows_idx], [models[m] for m in model_idx])
-            p_post = _mean_proba(post_rm, _with_precall(obs, pre))
+            p_post = post_rm.p_correct_mean(_with_precall(obs, pre))
             stated = pd.to_numeric(obs["confidence"], errors="coerce").to_numpy(dtype=float)
             for r, m, pred, parsed, pp, sc in zip(rows_idx, model_idx, obs["pred"].to_numpy(),
                                                   obs["parsed"].to_numpy(), p_post, stated, strict=True):

@@ -56,7 +56,7 @@ def route_irt(policy, calls: TestCalls) -> tuple[pd.Series, pd.DataFrame]:
     lam, thr, n_draws = policy.lam, float(policy.params["threshold"]), policy.params["irt_draws"]
     rm, post = ctx.reliability("pre"), ctx.reliability("post")
     pre = calls.precall()
-    qmat = precall_matrix(pre, rm.p_correct(pre, n_draws=n_draws).values.mean(axis=0), models)
+    qmat = precall_matrix(pre, rm.p_correct_mean(pre, n_draws=n_draws), models)
     cmat = precall_matrix(pre, expected_cost(ctx, pre), models)
     qids = qmat.index.to_numpy()
     first_model = pd.Series(np.asarray(models, dtype=object)[np.argmax(qmat.to_numpy() - lam * cmat.to_numpy(), axis=1)],
@@ -80,7 +80,7 @@ def route_irt(policy, calls: TestCalls) -> tuple[pd.Series, pd.DataFrame]:
 def _decide(policy, rm, post, obs1: pd.DataFrame, obs2: pd.DataFrame, voi: pd.Series, n_draws):
     """Final answers and the decision records, from the first calls and the second calls made."""
     qids = obs1.index.to_numpy()
-    p1 = post.p_correct(obs1.reset_index(drop=True), n_draws=n_draws).values.mean(axis=0)
+    p1 = post.p_correct_mean(obs1.reset_index(drop=True), n_draws=n_draws)
     l1 = _letters(obs1)
     final, p_final = l1.copy(), p1.copy()
     two = np.isin(qids, obs2.index.to_numpy())
@@ -95,7 +95,7 @@ def _decide(policy, rm, post, obs1: pd.DataFrame, obs2: pd.DataFrame, voi: pd.Se
         pair = rm.pair_correctness(obs1.loc[qids[two]].reset_index(drop=True), sec.reset_index(drop=True),
                                    n_draws=n_draws)
         final[two], p_final[two] = final_of_two(l1[two], l2, pair, policy.wrong_agreement_)
-        p2 = post.p_correct(sec.reset_index(drop=True), n_draws=n_draws).values.mean(axis=0)
+        p2 = post.p_correct_mean(sec.reset_index(drop=True), n_draws=n_draws)
         nor_letters, nor_p, _ = combine_answers(l1[two], p1[two], l2, p2)  # the comparator: independence
         s1, s2 = dec.loc[two, "stated_first"].to_numpy(), sec["confidence"].to_numpy(dtype=float)
         stated = combine_answers(l1[two], s1, l2, s2)[0]

@@ -244,7 +244,7 @@ class RoutingContext:
 
     def success_proba(self, precall_df: pd.DataFrame) -> np.ndarray:
         """Posterior-mean pre-call p(correct), shape (rows,), aligned with ``precall_df``."""
-        return self.reliability("pre").p_correct(precall_df).values.astype(float).mean(axis=0)
+        return self.reliability("pre").p_correct_mean(precall_df)
 
     def model_prices(self) -> pd.DataFrame:
         """(usd_per_m_input, usd_per_m_output) per pool model, indexed by model."""

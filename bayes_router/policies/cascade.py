@@ -66,7 +66,7 @@ class CascadePolicy(Policy):
     def _confidence(self, obs: pd.DataFrame, pre: pd.DataFrame) -> np.ndarray:
         """The confidence of each observed answer, shape (rows,): here the post-call p(correct)."""
         rows = obs.merge(pre, on=["question_id", "model"], how="left", validate="one_to_one")
-        return np.asarray(self.ctx_.reliability("post").p_correct(rows), dtype=float).mean(axis=0)
+        return self.ctx_.reliability("post").p_correct_mean(rows)
 
     def route(self, calls: TestCalls) -> pd.Series:
         self._check_fitted()

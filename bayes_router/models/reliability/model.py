@@ -340,6 +340,14 @@ class ReliabilityModel:
         return xr.DataArray(P, dims=("draw", "call"), coords={"draw": sel, "call": calls.index.to_numpy()},
                             name="p_correct")
 
+    def p_correct_mean(self, calls: pd.DataFrame, **kwargs) -> np.ndarray:
+        """Posterior-mean P(correct) of each call, float64 (rows,); ``kwargs`` as :meth:`p_correct`.
+        For one binary outcome the posterior predictive probability *is* this mean, and expected
+        utility is linear in it: every decision rule that needs one number per call uses this."""
+        if len(calls) == 0:
+            return np.zeros(0)
+        return self.p_correct(calls, **kwargs).values.astype(np.float64).mean(axis=0)
+
     # ------------------------------------------------------------- save/load
     def _write_attrs(self) -> None:
         self.idata.attrs.update({
