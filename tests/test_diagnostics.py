@@ -132,3 +132,16 @@ def test_convergence_table_summarizes_the_seeds():
     assert row["passed"] == "1/3" and row["divergences"] == 1 and row["errors"] == 1
     assert row["worst variable"] == "gamma" and row["min ESS (bulk/tail)"] == "500/450"
     assert row["max R-hat"] == 1.004 and row["min E-BFMI"] == 0.6 and row["wall s"] == "50-70"
+
+
+def test_bench_targets_of_the_irt_fits():
+    """The IRT trio fit meets its target only when converged within 3 min; a quick run does not
+    judge it (fewer questions and draws); the whole pool is judged against 15 min; an error is no verdict."""
+    from bayes_router.study.bench import _targets_met
+
+    out = {"post_call_trio": {}, "irt": {"trio": {"wall_s": 170.0, "converged": True},
+                                         "full_pool": {"wall_s": 1000.0, "converged": True}}}
+    assert _targets_met(out, quick=False) == {"irt_trio_4000_fit_s": True, "irt_full_pool_fit_s": False}
+    assert _targets_met(out, quick=True) == {"irt_full_pool_fit_s": False}
+    out["irt"] = {"trio": {"wall_s": 100.0, "converged": False}, "full_pool": {"error": "RuntimeError: boom"}}
+    assert _targets_met(out, quick=False) == {"irt_trio_4000_fit_s": False}
