@@ -350,3 +350,28 @@ def test_joint_correctness_factorizes_without_discrimination():
     np.testing.assert_allclose(K[0], expected0, rtol=1e-6)
     np.testing.assert_allclose(K[1, 1], 0.0)
     np.testing.assert_allclose(K[1, 0].sum(), 1 - p1, rtol=1e-6)
+
+
+def test_classifier_scores_and_the_comparison_table(fitted):
+    from bayes_router.models.irt import compare
+
+    _, log, questions, _ = fitted
+    train, test = log[log["question_id"] < N_TRAIN], log[log["question_id"] >= N_TRAIN]
+    clf = compare.classifier_scores(train, test, questions, [f"model_{i}" for i in range(N_MODELS)], seed=0)
+    assert list(clf.index) == sorted(test["question_id"].unique()) and (clf < 0).all()
+    # a point predictor scored on N_MODELS calls per question: no better than knowing every outcome,
+    # no worse than a coin on every call
+    assert clf.mean() > N_MODELS * np.log(0.5) - 0.5
+
+    def summary(mean):
+        return {"mean": mean, "ci95": [mean - 0.01, mean + 0.01], "n_questions": N_TEST}
+
+    result = {f: {"held_out_per_call_lpd": summary(m), "held_out_joint_lpd_per_question": summary(3 * m)}
+              for f, m in (("v1", -0.65), ("irt", -0.64), ("classifier", -0.66))}
+    result["irt_minus_v1"] = {"per_call_lpd": summary(0.01), "joint_lpd_per_question": summary(0.2)}
+    result["v1_minus_classifier"] = {"per_call_lpd": summary(0.02), "joint_lpd_per_question": summary(0.03)}
+    table = compare.comparison_table(result)
+    assert list(table.index) == ["v1", "irt", "classifier"]
+    assert table.loc["irt", "joint - v1"].startswith("+0.2000") and table.loc["v1", "per call - v1"] == "0"
+    assert table.loc["classifier", "per call - v1"] == "-0.0200 [-0.0300, -0.0100]"  # v1 - classifier, turned
+    assert table.loc["irt", "PSIS-LOO elpd (se)"] == "-"

@@ -26,6 +26,20 @@ THRESHOLDS = {"r_hat_max": 1.01, "ess_bulk_min": 400.0, "ess_tail_min": 400.0, "
 #: Variables reported (the interpretable ones; z_* are their non-centered innovations).
 REPORTED_VARS = ("mu_alpha", "sigma_alpha", "alpha", "sigma_subject", "beta", "sigma_interaction", "gamma",
                  "mu_slope", "sigma_slope", "slope")
+#: The IRT family's: its abilities as v1's, the discriminations, text weights and every difficulty.
+REPORTED_VARS_IRT = ("mu_alpha", "sigma_alpha", "alpha", "sigma_subject", "beta", "sigma_interaction", "gamma",
+                     "discrimination", "text_weight", "sigma_difficulty", "difficulty")
+
+
+def reported_variables(idata) -> tuple[str, ...]:
+    """The variables convergence is judged on: the IRT family's when ``idata`` was written by it, else v1's."""
+    import json
+
+    try:
+        family = json.loads(idata.attrs["bayes_router_reliability"]).get("family", "v1")
+    except (KeyError, TypeError, ValueError):  # not written by a ReliabilityModel
+        family = "v1"
+    return REPORTED_VARS_IRT if family == "irt" else REPORTED_VARS
 
 
 @dataclass
@@ -104,11 +118,13 @@ def _finite(v):
     return v if np.isfinite(v) else None
 
 
-def convergence_report(idata, var_names=REPORTED_VARS, thresholds: dict | None = None) -> ConvergenceReport:
-    """Summarize convergence of ``idata`` per variable (worst element of each vector variable)."""
+def convergence_report(idata, var_names=None, thresholds: dict | None = None) -> ConvergenceReport:
+    """Summarize convergence of ``idata`` per variable (worst element of each vector variable);
+    ``var_names`` None: :func:`reported_variables`."""
     import arviz as az
 
     th = {**THRESHOLDS, **(thresholds or {})}
+    var_names = reported_variables(idata) if var_names is None else var_names
     post = idata.posterior
     names = [v for v in var_names if v in post and post[v].size > 0]
     sampler = str(idata.attrs.get("bayes_router_sampler", ""))

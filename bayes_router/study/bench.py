@@ -61,7 +61,7 @@ def _fit_job(spec: dict, queue) -> None:
     try:
         import arviz as az
 
-        from bayes_router.models.diagnostics import REPORTED_VARS, convergence_report
+        from bayes_router.models.diagnostics import convergence_report, reported_variables
         from bayes_router.models.reliability import ReliabilityModel
 
         calls, data = _bench_data(spec["log"], spec["models"], spec["questions"], spec.get("split_seed", spec["seed"]),
@@ -82,7 +82,7 @@ def _fit_job(spec: dict, queue) -> None:
         wall = time.perf_counter() - t0
         r1 = resource.getrusage(resource.RUSAGE_SELF)
         cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-        names = [v for v in REPORTED_VARS if v in rm.idata.posterior and rm.idata.posterior[v].size]
+        names = [v for v in reported_variables(rm.idata) if v in rm.idata.posterior and rm.idata.posterior[v].size]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ess = az.ess(rm.idata, var_names=names, method="bulk")
