@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from bayes_router.commands import split_names
+from bayes_router.commands import add_sampler_arguments, split_names
 
 HELP = "compare routing policies on held-out questions with honest cost accounting (RESULTS.json)"
 DESCRIPTION = """Compare routing policies on held-out questions.
@@ -48,17 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policies", default=None, metavar="P,Q",
                    help="comma-separated policy names (default: all registered)")
     p.add_argument("-o", "--output", required=True, metavar="RESULTS.json", help="where to write the results")
-    p.add_argument("--sampler", default=None, choices=("nutpie", "pymc", "numpyro", "advi"),
-                   help="sampler of the Bayesian reliability fits (default nutpie)")
-    p.add_argument("--draws", type=int, default=None,
-                   help="posterior draws per chain (default: 4000 in total, i.e. 2000 per chain with 2 chains)")
-    p.add_argument("--tune", type=int, default=None, help="tuning steps per chain (default 1000)")
-    p.add_argument("--chains", type=int, default=None, help="chains (default 2)")
-    p.add_argument("--config", default=None, metavar="FILE",
-                   help="YAML or JSON file with the reliability model's model_config (priors: dist and "
-                        "parameters; parameterization per effect) and sampler_config (sampler, draws, tune, "
-                        "chains, cores, target_accept, max_log_likelihood_cells, advi_iterations, length_bin); "
-                        "--sampler/--draws/--tune/--chains given on the command line win")
+    add_sampler_arguments(p, "2")
     p.add_argument("--pre-posterior", default=None, metavar="POSTERIOR.nc",
                    help="reuse a pre-call posterior from `bayes-router fit` (must be fitted on this very split)")
     p.add_argument("--post-posterior", default=None, metavar="POSTERIOR.nc",

@@ -6,6 +6,8 @@ import argparse
 import sys
 import time
 
+from bayes_router.commands import add_sampler_arguments
+
 HELP = "fit a hierarchical Bayesian reliability model (pre- or post-call) to a call log"
 DESCRIPTION = """Fit a hierarchical Bayesian model of P(correct) to the TRAINING questions of a call log.
 
@@ -31,7 +33,7 @@ Output: POSTERIOR.nc (ArviZ InferenceData, NetCDF), written atomically.
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from bayes_router.models.reliability import SAMPLERS, STAGES
+    from bayes_router.models.reliability import STAGES
 
     p.add_argument("log", metavar="LOG", help="call log (Parquet)")
     p.add_argument("--stage", choices=STAGES, required=True, help="pre-call or post-call model")
@@ -43,18 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-frac", type=float, default=0.3, metavar="F",
                    help="share of questions held out for testing (default 0.3)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the question draw, split and sampler")
-    p.add_argument("--sampler", choices=SAMPLERS, default=None,
-                   help="NUTS via nutpie (default), PyMC or NumPyro (JAX); or ADVI (approximate)")
-    p.add_argument("--draws", type=int, default=None,
-                   help="posterior draws per chain (default: 4000 in total, i.e. 2000 per chain with 2 chains)")
-    p.add_argument("--tune", type=int, default=None, help="tuning steps per chain (default 1000)")
-    p.add_argument("--chains", type=int, default=None,
-                   help="chains (default: 4 on machines with >= 4 cores, else 2)")
-    p.add_argument("--config", default=None, metavar="FILE",
-                   help="YAML or JSON file with the reliability model's model_config (priors: dist and "
-                        "parameters; parameterization per effect) and sampler_config (sampler, draws, tune, "
-                        "chains, cores, target_accept, max_log_likelihood_cells, advi_iterations, length_bin); "
-                        "--sampler/--draws/--tune/--chains given on the command line win")
+    add_sampler_arguments(p, "4 on machines with >= 4 cores, else 2")
     p.add_argument("--strict", action="store_true", help="exit 1 when a convergence diagnostic fails")
     p.add_argument("--no-progress", action="store_true", help="no progress display while sampling")
     p.add_argument("-o", "--output", required=True, metavar="POSTERIOR.nc", help="posterior to write (NetCDF)")
