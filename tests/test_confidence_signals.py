@@ -164,3 +164,17 @@ def test_logistic_baseline_sees_the_same_features_and_the_hurdle():
     np.testing.assert_array_equal(F[:, 5:5 + k], d.matrix(rows))
     p = logistic_baseline(d, rows, rows)
     assert p[-1] == 0.0 and np.all((p[:-1] > 0) & (p[:-1] < 1))
+
+
+def test_an_indicator_constant_within_every_model_is_left_out():
+    """A signal missing for whole models only (a provider without token probabilities): its indicator
+    would equal each model's intercept, so it is left out, named; the signal itself stays. One model
+    that lacks it on some calls keeps the indicator."""
+    whole = pd.concat([_rows([0.9, 0.8, 0.7, 0.6]), _rows([None] * 4).assign(model="n")], ignore_index=True)
+    d = _design(whole)
+    assert "confidence" in d.slope_covariates and "confidence_missing" not in d.slope_covariates
+    assert "constant within every model" in d.covariates_dropped["confidence_missing"]
+    X = d.matrix(whole)
+    np.testing.assert_array_equal(X[4:, d.slope_covariates.index("confidence")], 0.0)  # imputed: the mean
+    partly = pd.concat([whole, _rows([0.9, None]).assign(model="p")], ignore_index=True)
+    assert "confidence_missing" in _design(partly).slope_covariates

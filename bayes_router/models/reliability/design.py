@@ -90,12 +90,25 @@ def check_log(log: pd.DataFrame, need_correct: bool) -> None:
         raise InputError("call log: no rows to fit")
 
 
+def _varies_within_a_model(log: pd.DataFrame, missing: np.ndarray, parsed: np.ndarray) -> bool:
+    """Whether some model's parsed training calls have the signal for some calls and lack it for others.
+
+    A missing-value indicator that is constant within every model (a provider that never returns token
+    probabilities) tells nothing a model's intercept does not: its per-model slope is identified by the
+    prior alone and slides against the intercept. In the calibration study's API pool (15 models, 5
+    without token probabilities) that ridge left `alpha`, `mu_slope`, `sigma_slope` and `slope` at bulk
+    ESS 304-355 with 2 x 2,000 draws; the worst were the indicator's slopes and those 5 models' intercepts."""
+    frame = pd.DataFrame({"model": log["model"].astype(str).to_numpy()[parsed], "missing": missing[parsed]})
+    return bool((frame.groupby("model")["missing"].nunique() > 1).any())
+
+
 def choose_covariates(log: pd.DataFrame, stage: str, signal_missing: str = "indicator"
                       ) -> tuple[list[str], dict[str, str]]:
     """(covariates used, {left out: why}) for a training log; warns naming what is left out.
 
     The post stage lists ``parsed`` (the hurdle, not a slope) right after the token count, and a
-    signal's missing-value indicator right after the signal (``signal_missing``: :data:`SIGNAL_MISSING`).
+    signal's missing-value indicator right after the signal (``signal_missing``: :data:`SIGNAL_MISSING`),
+    unless the indicator is constant within every model (:func:`_varies_within_a_model`).
     A signal is missing where a *parsed* training call lacks it: the hurdle decides the unparsed ones.
     """
     if signal_missing not in SIGNAL_MISSING:
@@ -117,7 +130,12 @@ def choose_covariates(log: pd.DataFrame, stage: str, signal_missing: str = "indi
                 dropped[name] = (f"null{' or 0' if name in ZERO_IS_MISSING else ''} in {n_missing} of "
                                  f"{int(parsed.sum())} parsed training rows (signal_missing='drop')")
                 continue
-            used += [name, name + MISSING_SUFFIX] if n_missing else [name]
+            used.append(name)
+            if n_missing and _varies_within_a_model(log, missing, parsed):
+                used.append(name + MISSING_SUFFIX)
+            elif n_missing:
+                dropped[name + MISSING_SUFFIX] = ("constant within every model (the signal is missing for whole "
+                                                  "models only): its per-model slope would be the model's intercept")
             continue
         if name in OPTIONAL_COVARIATES:
             if col not in log.columns or not log[col].notna().any():
@@ -188,11 +206,13 @@ class Design:
 
     def _signal_column(self, calls: pd.DataFrame, name: str) -> np.ndarray:
         """A signal standardized, missing values at the training mean (0); refused where a parsed call
-        lacks it and the training calls never did (no indicator to carry it)."""
+        lacks it and the training calls never did (no indicator to carry it, and not a model that lacks it
+        on every call, whose intercept carries it)."""
         x = self._transformed(calls, name)
         missing = np.isnan(x)
         parsed = calls["parsed"].to_numpy(dtype=bool) if "parsed" in calls.columns else np.ones(len(x), bool)
-        if (missing & parsed).any() and name + MISSING_SUFFIX not in self.slope_covariates:
+        carried = name + MISSING_SUFFIX in self.slope_covariates or name + MISSING_SUFFIX in self.covariates_dropped
+        if (missing & parsed).any() and not carried:
             raise InputError(f"calls: column '{name}' is null{' or 0' if name in ZERO_IS_MISSING else ''} in "
                              f"{int((missing & parsed).sum())} parsed calls, but no training call lacked it, so "
                              f"the {self.stage}-call model has no estimate for a missing {name}")
