@@ -334,35 +334,42 @@ class BayesAdaptivePolicy(Policy):
                 break
             observe(np.asarray(rows_idx), np.asarray(picks))
 
-        answers, records = [], []
-        for r in range(len(qids)):
-            letters, support, _, _ = letter_posterior(s_all[r], state[r], w, weights)
-            final = letters[int(np.argmax(support))] if letters else None
-            answers.append(final)
-            first_letter = state[r][0][1]
-            pp = log_rows[r]["p_post"]
-            sc = log_rows[r]["stated"]
-            nor_letter, nor, stated_letter = None, np.nan, None
-            if len(state[r]) >= 2:  # Noisy-OR under independence on the first two answers, the comparator
-                nor_letters, nor_p, _ = combine_answers(first_letter, pp[0], state[r][1][1], pp[1])
-                nor_letter, nor = nor_letters[0], nor_p[0]
-                if np.isfinite(sc[:2]).all():  # the same rule on the two models' stated confidence
-                    stated_letter = combine_answers(first_letter, sc[0], state[r][1][1], sc[1])[0][0]
-            records.append({
-                "question_id": int(qids[r]),
-                "models_called": [models[c[0]] for c in state[r]],
-                "n_calls": len(state[r]),
-                "first_model": models[state[r][0][0]],
-                "first_answer": first_letter,
-                "p_first": float(pp[0]),
-                "final_answer": final,
-                "p_final": float(support.max()) if len(support) else 0.0,
-                "p_noisy_or_first_two": float(nor),
-                "noisy_or_answer_first_two": nor_letter,
-                "stated_first": sc[0],
-                "noisy_or_stated_answer_first_two": stated_letter,
-                "voi_second": log_rows[r]["voi_second"],
-                "changed": final != first_letter,
-            })
+        answers, records = _decide_all(state, log_rows, qids, models, s_all, w, weights)
         self.decisions_ = pd.DataFrame.from_records(records)
         return pd.Series(answers, index=pd.Index(qids, name="question_id"), name="answer", dtype=object)
+
+
+def _decide_all(state, log_rows, qids, models, s_all, w, weights) -> tuple[list, list[dict]]:
+    """The final answer of each question (the letter with the largest posterior support given its
+    calls) and its decision record, with the Noisy-OR comparators on the first two answers."""
+    answers, records = [], []
+    for r in range(len(qids)):
+        letters, support, _, _ = letter_posterior(s_all[r], state[r], w, weights)
+        final = letters[int(np.argmax(support))] if letters else None
+        answers.append(final)
+        first_letter = state[r][0][1]
+        pp = log_rows[r]["p_post"]
+        sc = log_rows[r]["stated"]
+        nor_letter, nor, stated_letter = None, np.nan, None
+        if len(state[r]) >= 2:  # Noisy-OR under independence on the first two answers, the comparator
+            nor_letters, nor_p, _ = combine_answers(first_letter, pp[0], state[r][1][1], pp[1])
+            nor_letter, nor = nor_letters[0], nor_p[0]
+            if np.isfinite(sc[:2]).all():  # the same rule on the two models' stated confidence
+                stated_letter = combine_answers(first_letter, sc[0], state[r][1][1], sc[1])[0][0]
+        records.append({
+            "question_id": int(qids[r]),
+            "models_called": [models[c[0]] for c in state[r]],
+            "n_calls": len(state[r]),
+            "first_model": models[state[r][0][0]],
+            "first_answer": first_letter,
+            "p_first": float(pp[0]),
+            "final_answer": final,
+            "p_final": float(support.max()) if len(support) else 0.0,
+            "p_noisy_or_first_two": float(nor),
+            "noisy_or_answer_first_two": nor_letter,
+            "stated_first": sc[0],
+            "noisy_or_stated_answer_first_two": stated_letter,
+            "voi_second": log_rows[r]["voi_second"],
+            "changed": final != first_letter,
+        })
+    return answers, records
