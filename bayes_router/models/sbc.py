@@ -144,9 +144,7 @@ class SimulationBasedCalibration:
         from bayes_router.models.reliability.model import ReliabilityModel
         from bayes_router.models.reliability.parameterization import target_accept as default_accept
 
-        if n_draws < 1 or n_draws > chains * draws:
-            raise InputError(f"n_draws must be between 1 and chains * draws = {chains * draws}, got {n_draws}")
-        self.stage, self.draws, self.tune, self.chains, self.n_draws = stage, draws, tune, chains, n_draws
+        self._set_sampling(stage, draws, tune, chains, n_draws)
         self.reliability = ReliabilityModel(stage, model_config={**SBC_MODEL_CONFIG, **(model_config or {})})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # covariates absent from a simulated log
@@ -161,6 +159,12 @@ class SimulationBasedCalibration:
         self.compiled = nutpie.compile_pymc_model(pm.observe(self.model, {"correct": data}))
         self.compile_seconds = time.perf_counter() - start
         self.parameters = sbc_parameters(self.plan.design)
+
+    def _set_sampling(self, stage: str, draws: int, tune: int, chains: int, n_draws: int) -> None:
+        """Check and keep the sampler settings every SBC family shares."""
+        if n_draws < 1 or n_draws > chains * draws:
+            raise InputError(f"n_draws must be between 1 and chains * draws = {chains * draws}, got {n_draws}")
+        self.stage, self.draws, self.tune, self.chains, self.n_draws = stage, draws, tune, chains, n_draws
 
     def describe(self) -> dict:
         """What the design fixes: sizes, covariates, the parameterization, sampler settings and the priors

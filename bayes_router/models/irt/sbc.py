@@ -18,7 +18,6 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from bayes_router.errors import InputError
 from bayes_router.models.irt.graph import ability_cells
 from bayes_router.models.irt.prediction import sigmoid
 from bayes_router.models.sbc import OBSERVED, SimulationBasedCalibration, _pick
@@ -77,9 +76,7 @@ class IRTSimulationBasedCalibration(SimulationBasedCalibration):
 
         from bayes_router.models.irt.model import DEFAULT_TARGET_ACCEPT, IRTReliabilityModel
 
-        if n_draws < 1 or n_draws > chains * draws:
-            raise InputError(f"n_draws must be between 1 and chains * draws = {chains * draws}, got {n_draws}")
-        self.stage, self.draws, self.tune, self.chains, self.n_draws = "irt", draws, tune, chains, n_draws
+        self._set_sampling("irt", draws, tune, chains, n_draws)
         self.reliability = IRTReliabilityModel("pre", model_config, irt_config={**IRT_SBC_CONFIG, **(irt_config or {})})
         self._y = pytensor.shared(log["correct"].to_numpy(dtype="float64"), name=OBSERVED)
         self.model = self.reliability.build_model(log, questions, observed=self._y)
