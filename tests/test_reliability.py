@@ -339,6 +339,43 @@ def test_slopes_on_the_edge_are_not_centered():
     assert wide["choice"] == "centered"
 
 
+def test_slopes_some_models_cannot_inform_are_not_centered():
+    """12 models whose slopes spread widely are centered; when the covariate is constant (0, a signal
+    imputed at its mean) for 3 of them, those 3 slopes are prior-only and the covariate gets zero-sum
+    innovations, while a second covariate that varies everywhere stays centered."""
+    from bayes_router.models.reliability import choose_parameterization
+
+    m, s, x, n, y = _cells(np.random.default_rng(4), 12, 8, 400, interaction_sd=0.3, slope_sd=[0.5, 0.5])
+    both = choose_parameterization("slope_effects", m, s, x, n, y, 12, 8)
+    assert both["per_covariate"] == ["centered", "centered"] and both["unpinned"] == [False, False], both
+    x = x.copy()
+    x[m < 3, 0] = 0.0
+    blind = choose_parameterization("slope_effects", m, s, x, n, y, 12, 8)
+    assert blind["per_covariate"] == ["zero-sum", "centered"] and blind["choice"] == "mixed", blind
+    assert blind["unpinned"] == [True, False]
+    x[m > 0, 0] = 0.0  # one model left with information: no spread to estimate, and no error either
+    one = choose_parameterization("slope_effects", m, s, x, n, y, 12, 8)
+    assert one["per_covariate"] == ["zero-sum", "centered"] and one["spread"][0] is None, one
+
+
+def test_slope_evidence_is_joint_over_correlated_covariates():
+    """SIMULATED: x2 is x1 plus noise (correlation 0.9) and has no effect, x1's slopes spread widely.
+    One covariate at a time x2's slopes would carry x1's spread; jointly they do not, so x2's slopes
+    get zero-sum innovations, with a standard error that counts the correlation."""
+    from bayes_router.models.reliability import choose_parameterization
+
+    rng = np.random.default_rng(5)
+    m, s, x, n, _ = _cells(rng, 12, 8, 400, interaction_sd=0.3, slope_sd=[0.5, 0.0])
+    x[:, 1] = 0.9 * x[:, 0] + np.sqrt(1 - 0.81) * x[:, 1]
+    slope1 = 0.3 + rng.normal(0, 0.5, 12)
+    y = (rng.random(len(m)) < 1 / (1 + np.exp(-slope1[m] * x[:, 0]))).astype(float)
+    ev = choose_parameterization("slope_effects", m, s, x, n, y, 12, 8)
+    assert ev["per_covariate"] == ["centered", "zero-sum"], ev
+    one_at_a_time = 1 / np.sqrt(0.25 * 400 * 8)  # the standard error ignoring the correlation
+    assert ev["se"][1] > 2 * one_at_a_time, ev
+    assert ev["spread"][1] < 0.15 < ev["spread"][0], ev
+
+
 def test_slopes_are_parameterized_per_covariate(monkeypatch):
     """Slopes that spread widely are centered, slopes on the edge get zero-sum innovations, in one
     model ("mixed"); its likelihood is still the calls' Bernoulli likelihood and it predicts."""
