@@ -88,7 +88,7 @@ lab: $(STAMP) ## JupyterLab on the notebooks with the project's kernel
 # On the imported real log (never a simulated stand-in); FULL_POOL=1 adds the 24-model fits (slow).
 # Every fit of the study is also repeated with sampler seeds CONVERGENCE_SEEDS (its pass rate; not with QUICK).
 CONVERGENCE_SEEDS := 0,1,2,3
-bench: $(LOG) | $(STAMP) ## speed, memory and convergence over seeds on the real log, written to bench/results.json (FULL_POOL=1: whole pool too)
+bench: $(LOG) $(STUDY_LOG) | $(STAMP) ## speed, memory and convergence over seeds on the real log, written to bench/results.json (FULL_POOL=1: whole pool too)
 	$(BIN)/bayes-router bench --log $(LOG) -o bench/results.json $(if $(QUICK),--quick,--convergence-seeds $(CONVERGENCE_SEEDS)) \
 	  $(if $(FULL_POOL),--full-pool,)
 

@@ -239,7 +239,10 @@ def _bench_irt(out: dict, log_path, models, n_questions: int, fit: dict, full_po
         out["irt"][name] = _run_isolated(spec)
 
 
-STUDY_FITS = (("trio", "pre"), ("trio", "post"), ("tiers", "pre"), ("tiers", "post"), ("all", "pre"), ("all", "post"))
+#: every reliability fit the study makes: notebook 03 fits each pool pre- and post-call (the calibration-study
+#: pools on their own log, which must be imported beside the MMLU-Pro one)
+STUDY_FITS = tuple((pool, stage) for pool in ("trio", "tiers", "all", "study-trio", "study-cascade", "study-api")
+                   for stage in ("pre", "post"))
 
 
 def convergence_over_seeds(log_path, seeds=(0, 1, 2, 3), fits=STUDY_FITS, n_questions: int = 4000,
