@@ -62,7 +62,8 @@ def choose_parameterization(effect: str, m_idx, s_idx, X, trials, y, n_models: i
     covariate, and never centered in pools of at most :data:`FEW_LEVELS` models, nor when some
     model's covariate does not vary (its slope is then pinned by the prior alone: ``"unpinned"``).
     Returns ``{"choice", "spread", "spread_lower", "se"}`` (for the slopes lists per covariate,
-    ``"per_covariate"`` the choice of each and ``"choice"`` "mixed" when they differ). The bound is one-sided at :data:`CENTERING_LEVEL`.
+    ``"per_covariate"`` the choice of each and ``"choice"`` "mixed" when they differ). The bound is
+    one-sided at :data:`CENTERING_LEVEL`.
     """
     m_idx, s_idx = np.asarray(m_idx), np.asarray(s_idx)
     if effect == "interaction_effects":
@@ -93,7 +94,7 @@ def choose_parameterization(effect: str, m_idx, s_idx, X, trials, y, n_models: i
         # A model whose covariate never varies (a signal it does not return, imputed at the mean) has a
         # slope the likelihood does not see: centered, that level is the prior's funnel (study-api, post,
         # seed 0: 5 models without token probabilities, 1 divergent transition at sigma_slope's 0.4% quantile)
-        unpinned.append(len(est) < len(rows_of))
+        unpinned.append(not pinned.all())
         if len(est) < 2:
             spreads.append(None), lows.append(None), ses.append(None)
             continue
