@@ -223,8 +223,6 @@ def _bench_full_pool(out: dict, log_path, sampler: str, fit: dict) -> None:
               flush=True)
 
 
-#: The reliability fits the study makes (notebook 03 and the fit step): pool x stage, on the train
-#: questions of 4000 sampled ones.
 def _bench_irt(out: dict, log_path, models, n_questions: int, fit: dict, full_pool: bool) -> None:
     """Fit the IRT family (its stages share one posterior) on the trio's train questions of
     ``n_questions`` and, with ``full_pool``, on every model's: ``irt``."""
@@ -239,8 +237,9 @@ def _bench_irt(out: dict, log_path, models, n_questions: int, fit: dict, full_po
         out["irt"][name] = _run_isolated(spec)
 
 
-#: every reliability fit the study makes: notebook 03 fits each pool pre- and post-call (the calibration-study
-#: pools on their own log, which must be imported beside the MMLU-Pro one)
+#: every reliability fit the study makes, on the train questions of 4000 sampled ones: notebook 03 fits each
+#: pool pre- and post-call (the calibration-study pools on their own log, which must be imported beside the
+#: MMLU-Pro one)
 STUDY_FITS = tuple((pool, stage) for pool in ("trio", "tiers", "all", "study-trio", "study-cascade", "study-api")
                    for stage in ("pre", "post"))
 
