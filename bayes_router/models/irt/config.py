@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 
 from bayes_router.errors import InputError
+from bayes_router.models.irt.post import CONTINUOUS_SIGNALS
 
 DEFAULT_IRT_CONFIG: dict = {
     # log discrimination_m ~ ZeroSumNormal(sigma): discriminations are positive with geometric mean 1 over
@@ -37,6 +38,10 @@ DEFAULT_IRT_CONFIG: dict = {
     "n_components": 16,  # SVD components of the TF-IDF text features
     "max_features": 5000,  # TF-IDF vocabulary
     "quadrature_nodes": 24,  # Gauss-Hermite nodes of the integral over a new question's difficulty
+    # post-call signals whose distribution given correctness is ordinal in the question's difficulty
+    # (irt.evidence): on MMLU-Pro right answers run longer on harder questions; [] reads every signal
+    # as independent of difficulty given correctness
+    "difficulty_signals": ["completion_tokens"],
 }
 _CHOICES = {"difficulty_effects": ("auto", "centered", "non-centered"),
             "model_effects": ("centered", "non-centered"),
@@ -55,7 +60,13 @@ def resolve_irt_config(overrides: dict | None) -> dict:
     for key, value in (overrides or {}).items():
         if key not in config:
             raise InputError(f"irt_config: unknown key {key!r}; valid keys: {sorted(config)}")
-        if key in _CHOICES:
+        if key == "difficulty_signals":
+            known = tuple(CONTINUOUS_SIGNALS)
+            if isinstance(value, str) or not all(v in known for v in value):
+                raise InputError(f"irt_config['difficulty_signals'] must be a list of signals among {known}, "
+                                 f"got {value!r}")
+            value = list(value)
+        elif key in _CHOICES:
             if value not in _CHOICES[key]:
                 raise InputError(f"irt_config[{key!r}] must be one of {_CHOICES[key]}, got {value!r}")
         elif isinstance(value, bool) or not isinstance(value, int if key in _INTEGERS else (int, float)) \

@@ -21,9 +21,9 @@ from bayes_router.errors import InputError
 from bayes_router.models.irt.config import difficulty_parameterization, resolve_irt_config
 from bayes_router.models.irt.graph import IRTData, build_irt_graph
 from bayes_router.models.irt.post import (
+    CallOutcomes,
     SignalModel,
     joint_correctness,
-    outcome_table,
     second_call_value,
     success_given_first,
     success_given_own_signals,
@@ -147,8 +147,8 @@ class IRTReliabilityModel(ReliabilityModel):
         draws = cfg["draws"] or default_draws(chains)
         accept = cfg["target_accept"] or DEFAULT_TARGET_ACCEPT[kind]
         idata = self._sample(graph, cfg, draws, chains, accept, seed, progress)
-        self.signals = SignalModel.fit(train_log)
         idata.posterior = idata.posterior.assign_coords(question=self.train_question_ids)
+        self.signals = self._fit_signals(train_log, idata)
         self.idata, self._draws_cache = idata, None
         self.metadata = {
             "family": "irt", "parameterization": dict(self._chosen), "target_accept": accept,
@@ -162,6 +162,14 @@ class IRTReliabilityModel(ReliabilityModel):
             self._add_log_likelihood(train_log)
         self._write_attrs()
         return self.idata
+
+    def _fit_signals(self, train_log: pd.DataFrame, idata) -> SignalModel:
+        """The post-call signal model; its difficulty-dependent signals are fitted at each training
+        question's posterior mean difficulty."""
+        difficulty = idata.posterior["difficulty"].mean(("chain", "draw")).to_series()
+        per_call = difficulty.reindex(train_log["question_id"].to_numpy(dtype=np.int64)).to_numpy()
+        return SignalModel.fit(train_log, difficulty=per_call,
+                               difficulty_signals=tuple(self.irt_config["difficulty_signals"]))
 
     def _add_log_likelihood(self, log: pd.DataFrame) -> None:
         """Pointwise log p(correct_i | theta, difficulty) of every training call, dims (chain, draw,
@@ -272,8 +280,7 @@ class IRTReliabilityModel(ReliabilityModel):
         nodes = self.irt_config["quadrature_nodes"]
         if self.stage == "post":
             self._check_signals(calls, "calls")
-            P = success_given_own_signals(t["ab"], t["disc"], t["mu"], t["sd"],
-                                          self.signals.log_likelihood_ratio(calls), nodes)
+            P = success_given_own_signals(t["ab"], t["disc"], t["mu"], t["sd"], self.signals.evidence(calls), nodes)
         else:
             P = expected_success(t["ab"], t["disc"], t["mu"], t["sd"], nodes)
         return xr.DataArray(P, dims=("draw", "call"), coords={"draw": t["sel"], "call": calls.index.to_numpy()},
@@ -290,23 +297,23 @@ class IRTReliabilityModel(ReliabilityModel):
         stage's fit can answer this (the signal model is fitted with every fit)."""
         import xarray as xr
 
-        t1, t2, llr = self._pair_terms(first, candidates, n_draws, questions)
-        P = success_given_first(t1["ab"], t1["disc"], llr, t2["ab"], t2["disc"], t1["mu"], t1["sd"],
+        t1, t2, ev1 = self._pair_terms(first, candidates, n_draws, questions)
+        P = success_given_first(t1["ab"], t1["disc"], ev1, t2["ab"], t2["disc"], t1["mu"], t1["sd"],
                                 self.irt_config["quadrature_nodes"])
         return xr.DataArray(P, dims=("draw", "call"), coords={"draw": t2["sel"], "call": candidates.index.to_numpy()},
                             name="p_correct")
 
     def _pair_terms(self, first: pd.DataFrame, second: pd.DataFrame, n_draws: int | None,
-                    questions: pd.DataFrame | None) -> tuple[dict, dict, np.ndarray]:
+                    questions: pd.DataFrame | None) -> tuple[dict, dict, object]:
         """The first call's terms aligned with each row of ``second`` (same question), the second
-        calls' terms and the first calls' log likelihood ratios, aligned too."""
+        calls' terms and the first calls' evidence (:meth:`SignalModel.evidence`), aligned too."""
         self._check_signals(first, "first")
         pos = pd.Index(first["question_id"].to_numpy()).get_indexer(second["question_id"].to_numpy())
         if (pos < 0).any() or first["question_id"].duplicated().any():
             raise InputError("first: exactly one call per question of the second calls")
         t1 = self._terms(first, n_draws, questions)
         t1 = {k: (v if k == "sel" else v[:, pos]) for k, v in t1.items()}
-        return t1, self._terms(second, n_draws, questions), self.signals.log_likelihood_ratio(first)[pos]
+        return t1, self._terms(second, n_draws, questions), self.signals.evidence(first).take(pos)
 
     def second_call_value(self, first: pd.DataFrame, candidates: pd.DataFrame, n_draws: int | None = None,
                           questions: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -315,14 +322,9 @@ class IRTReliabilityModel(ReliabilityModel):
         signals)) and ``gain`` (expected accuracy of calling the candidate and keeping the likelier
         answer, minus ``p_first``; see :func:`.post.second_call_value`). Call the candidate with the
         largest ``gain - lambda * expected cost`` when it is positive. Arguments as :meth:`p_correct_after`."""
-        t1, t2, llr1 = self._pair_terms(first, candidates, n_draws, questions)
-        tables = {m: outcome_table(self.signals, m) for m in candidates["model"].astype(str).unique()}
-        n_out = max(len(v) for v in tables.values())
-        outcomes = np.zeros((len(candidates), n_out, 2))
-        for i, m in enumerate(candidates["model"].astype(str)):
-            outcomes[i, :len(tables[m])] = tables[m]
-        v = second_call_value(t1["ab"], t1["disc"], llr1, t2["ab"], t2["disc"], t1["mu"], t1["sd"], outcomes,
-                              self.irt_config["quadrature_nodes"])
+        t1, t2, ev1 = self._pair_terms(first, candidates, n_draws, questions)
+        outcomes = CallOutcomes.of(self.signals, candidates["model"].astype(str).to_numpy())
+        v = second_call_value(t1["ab"], t1["disc"], ev1, t2["ab"], t2["disc"], t1["mu"], t1["sd"], outcomes)
         return pd.DataFrame(v, index=candidates.index)
 
     def pair_correctness(self, first: pd.DataFrame, second: pd.DataFrame, n_draws: int | None = None,
@@ -333,9 +335,9 @@ class IRTReliabilityModel(ReliabilityModel):
         question; both frames need the signal columns (parsed, completion_tokens, confidence where
         logged). Which answer to keep when the letters differ is the larger of ``p10`` and ``p01``."""
         self._check_signals(second, "second")
-        t1, t2, llr1 = self._pair_terms(first, second, n_draws, questions)
-        K = joint_correctness(t1["ab"], t1["disc"], llr1, t2["ab"], t2["disc"], t1["mu"], t1["sd"],
-                              self.irt_config["quadrature_nodes"], self.signals.log_likelihood_ratio(second))
+        t1, t2, ev1 = self._pair_terms(first, second, n_draws, questions)
+        K = joint_correctness(t1["ab"], t1["disc"], ev1, t2["ab"], t2["disc"], t1["mu"], t1["sd"],
+                              self.irt_config["quadrature_nodes"], self.signals.evidence(second))
         K = K.reshape(len(second), 4) / K.sum(axis=(1, 2))[:, None]
         return pd.DataFrame(K, index=second.index, columns=["p00", "p01", "p10", "p11"])
 

@@ -22,7 +22,11 @@ UNSEEN_LEVEL_SEED = 20_250_101
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):  # exp overflow -> inf -> 0, the right limit
-        return 1.0 / (1.0 + np.exp(-x))
+        e = np.exp(-np.asarray(x))
+    if e.ndim == 0:
+        return 1.0 / (1.0 + e)
+    e += 1.0  # in place: the (draws, calls, grid) arrays are large, and allocation dominates
+    return np.reciprocal(e, out=e)
 
 
 def hermite_rule(nodes: int) -> tuple[np.ndarray, np.ndarray]:
