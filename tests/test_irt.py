@@ -333,6 +333,11 @@ def test_bayes_adaptive_uses_the_irt_rule_on_an_irt_posterior(fitted):
     dear = make_policy("bayes-adaptive", cost_scale=1e9, irt_draws=100).fit(ctx)
     dear.route(TestCalls(test, rm.models))
     assert (dear.decisions_["n_calls"] == 1).all()
+    # a lambda sweep reuses what does not depend on lambda (shared cache): the same decisions as a fresh fit
+    swept = dear.with_knob(0.0)
+    swept.route(TestCalls(test, rm.models))
+    assert swept.irt_cache_ is dear.irt_cache_ and len(dear.irt_cache_.gains) >= N_TEST
+    pd.testing.assert_frame_equal(swept.decisions_, dec)
     # the final answer: agreement keeps the letter, an unparsed call loses, else the likelier call
     pair = pd.DataFrame({"p00": [0.1, 0.2, 0.3], "p01": [0.2, 0.0, 0.4], "p10": [0.3, 0.8, 0.2], "p11": [0.4, 0.0, 0.1]})
     ans, p = final_of_two(np.array(["A", "B", "C"], dtype=object), np.array(["A", None, "D"], dtype=object), pair, 0.5)

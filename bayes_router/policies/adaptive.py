@@ -248,6 +248,9 @@ class BayesAdaptivePolicy(Policy):
         self.rule_ = self._second_call_rule(getattr(pre_rm, "family", "v1"))
         self.wrong_agreement_ = _wrong_agreement_rate(log, models)
         if self.rule_ == "irt":  # the IRT rule needs no copula and no evidence bins
+            from bayes_router.policies.adaptive_irt import RouteCache
+
+            self.irt_cache_ = RouteCache()
             return self
         n_draws = self.params["fit_draws"]
         if n_draws is not None and int(n_draws) < 1:

@@ -47,16 +47,53 @@ def final_of_two(l1: np.ndarray, l2: np.ndarray, pair: pd.DataFrame, w: float) -
     return answer, np.where(agree, p_agree, p_disagree)
 
 
+class RouteCache:
+    """What the IRT rule computes that does not depend on lambda, shared by the copies of one fitted
+    policy (``with_knob`` copies are shallow), so that a lambda sweep computes it once: the pre-call
+    P of each test-question set, and per first call (its question, model and signals) the gain of
+    every candidate second call and its own post-call P. A replayed call is fixed by its question
+    and model, so the first call met at one lambda is the same at the next."""
+
+    def __init__(self):
+        self.precall: dict[bytes, pd.DataFrame] = {}
+        self.gains: dict[tuple, dict] = {}  # first call -> {candidate model: gain}
+        self.p_first: dict[tuple, float] = {}
+
+
+def _first_call_keys(obs: pd.DataFrame) -> list[tuple]:
+    cols = [c for c in ("question_id", "model", "parsed", "completion_tokens", "confidence") if c in obs.columns]
+    return list(obs[cols].astype(str).itertuples(index=False, name=None))
+
+
+def _second_call_gains(cache: RouteCache, rm, obs1: pd.DataFrame, cands: pd.DataFrame, n_draws) -> np.ndarray:
+    """The gain of each row of ``cands`` (candidate calls on ``obs1``'s questions), from the cache or
+    computed for the first calls it lacks."""
+    keys = pd.Series(_first_call_keys(obs1), index=obs1["question_id"].to_numpy())
+    new = ~keys.map(cache.gains.__contains__).to_numpy(dtype=bool)
+    if new.any():
+        first = obs1[new].reset_index(drop=True)
+        todo = cands[cands["question_id"].isin(first["question_id"])].reset_index(drop=True)
+        gain = rm.second_call_value(first, todo, n_draws=n_draws)["gain"].to_numpy()
+        for qid, rows in todo.assign(gain=gain).groupby("question_id"):
+            cache.gains[keys[qid]] = dict(zip(rows["model"].astype(str), rows["gain"], strict=True))
+    by_question = {q: cache.gains[k] for q, k in keys.items()}
+    return np.array([by_question[q][m] for q, m in zip(cands["question_id"], cands["model"].astype(str),
+                                                          strict=True)], dtype=float)
+
+
 def route_irt(policy, calls: TestCalls) -> tuple[pd.Series, pd.DataFrame]:
     """Route ``calls`` with the IRT rule; returns the answers (indexed by question_id) and the
     decisions (the columns of ``BayesAdaptivePolicy.decisions_``)."""
     from bayes_router.policies.adaptive import _with_precall
 
-    ctx, models = policy.ctx_, list(policy.ctx_.models)
+    ctx, models, cache = policy.ctx_, list(policy.ctx_.models), policy.irt_cache_
     lam, thr, n_draws = policy.lam, float(policy.params["threshold"]), policy.params["irt_draws"]
     rm, post = ctx.reliability("pre"), ctx.reliability("post")
     pre = calls.precall()
-    qmat = precall_matrix(pre, rm.p_correct_mean(pre, n_draws=n_draws), models)
+    key = calls.question_ids.tobytes()
+    if key not in cache.precall:
+        cache.precall[key] = precall_matrix(pre, rm.p_correct_mean(pre, n_draws=n_draws), models)
+    qmat = cache.precall[key]
     cmat = precall_matrix(pre, expected_cost(ctx, pre), models)
     qids = qmat.index.to_numpy()
     first_model = pd.Series(np.asarray(models, dtype=object)[np.argmax(qmat.to_numpy() - lam * cmat.to_numpy(), axis=1)],
@@ -66,8 +103,8 @@ def route_irt(policy, calls: TestCalls) -> tuple[pd.Series, pd.DataFrame]:
     voi = pd.Series(np.nan, index=qids)
     obs2 = obs1.iloc[:0]
     if len(cands) and int(policy.params["max_calls"]) >= 2:
-        value = rm.second_call_value(obs1.reset_index(drop=True), cands, n_draws=n_draws)
-        cands = cands.assign(net=value["gain"].to_numpy() - lam * expected_cost(ctx, cands))
+        gain = _second_call_gains(cache, rm, obs1.reset_index(drop=True), cands, n_draws)
+        cands = cands.assign(net=gain - lam * expected_cost(ctx, cands))
         best = cands.loc[cands.groupby("question_id")["net"].idxmax()]
         voi = best.set_index("question_id")["net"].reindex(qids)
         chosen = best[best["net"] > thr]
@@ -77,10 +114,20 @@ def route_irt(policy, calls: TestCalls) -> tuple[pd.Series, pd.DataFrame]:
     return _decide(policy, rm, post, obs1, obs2, voi, n_draws)
 
 
+def _first_call_p(cache: RouteCache, post, obs1: pd.DataFrame, n_draws) -> np.ndarray:
+    """P(each first call right | its signals), from the cache or computed for the calls it lacks."""
+    keys = _first_call_keys(obs1)
+    new = np.array([k not in cache.p_first for k in keys], dtype=bool)
+    if new.any():
+        p = post.p_correct_mean(obs1[new].reset_index(drop=True), n_draws=n_draws)
+        cache.p_first.update(zip([k for k, n in zip(keys, new, strict=True) if n], p, strict=True))
+    return np.array([cache.p_first[k] for k in keys], dtype=float)
+
+
 def _decide(policy, rm, post, obs1: pd.DataFrame, obs2: pd.DataFrame, voi: pd.Series, n_draws):
     """Final answers and the decision records, from the first calls and the second calls made."""
     qids = obs1.index.to_numpy()
-    p1 = post.p_correct_mean(obs1.reset_index(drop=True), n_draws=n_draws)
+    p1 = _first_call_p(policy.irt_cache_, post, obs1, n_draws)
     l1 = _letters(obs1)
     final, p_final = l1.copy(), p1.copy()
     two = np.isin(qids, obs2.index.to_numpy())
