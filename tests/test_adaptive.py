@@ -160,7 +160,8 @@ def test_adaptive_on_hand_made_log_exact_accuracy_and_cost():
     pol.wrong_agreement_ = 0.0
     calls = TestCalls(test, ctx.models)
     answers = pol.route(calls)
-    # Expected costs: small 1000 + 65 tokens at $1/M ~ 0.00107, big 1000 + 75 at $10/M ~ 0.0108.
+    # Expected costs (prompt + the train mean completion): small 1000 + 60 tokens at $1/M = 0.00106,
+    # big 1000 + 70 at $10/M = 0.0107.
     # First call: EU small 0.6 - 30 * 0.00107 = 0.568 > big 0.8 - 0.32 = 0.48: small everywhere.
     # Short parsed small: p1 = 0.6*0.9 / (0.6*0.9 + 0.4*0.5*0.1) = 0.964 -> VOI < 0: stop (101, 102).
     # Unparsed small: p1 = 0 -> VOI = 0.8 - 0.32 > 0: call big (103).
@@ -189,6 +190,14 @@ def test_adaptive_on_hand_made_log_exact_accuracy_and_cost():
     assert dec["noisy_or_answer_first_two"].tolist()[2:] == ["A", "A", "C"]
     assert summary["accuracy_noisy_or_on_two_calls"] == pytest.approx(2 / 3)
     assert summary["second_call_rate"] == pytest.approx(3 / 5) and summary["third_call_rate"] == 0.0
+    # the second call's predicted gain is its VOI plus lambda (30) x big's expected cost; realized: +1, +1,
+    # -1 over the three two-call questions
+    two = dec.loc[[103, 104, 105]]
+    np.testing.assert_allclose(two["gain_second"] - two["voi_second"], 30 * 1070 * 10 / 1e6, rtol=1e-6)
+    assert summary["predicted_gain_on_two_calls"] == pytest.approx(two["gain_second"].mean())
+    assert summary["realized_gain_on_two_calls"] == pytest.approx(1 / 3)
+    lo, hi = summary["realized_gain_on_two_calls_ci95"]
+    assert -1 <= lo < 1 / 3 < hi <= 1
 
 
 def test_adaptive_free_calls_call_everything_and_expensive_calls_call_once():

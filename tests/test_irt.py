@@ -320,6 +320,7 @@ def test_bayes_adaptive_uses_the_irt_rule_on_an_irt_posterior(fitted):
     # every call is charged; a second call was made exactly where its net value cleared the threshold
     assert len(calls.calls_made) == dec["n_calls"].sum()
     assert ((dec["voi_second"] > 0) == (dec["n_calls"] == 2)).all()
+    np.testing.assert_allclose(dec["gain_second"], dec["voi_second"])  # free calls: the net value is the gain
     # the first call maximizes the pre-call probability when cost is free
     pre = rm.p_correct(calls.precall(), n_draws=100).values.mean(axis=0)
     best = calls.precall().assign(q=pre).sort_values("q").groupby("question_id")["model"].last()
@@ -333,6 +334,7 @@ def test_bayes_adaptive_uses_the_irt_rule_on_an_irt_posterior(fitted):
     dear = make_policy("bayes-adaptive", cost_scale=1e9, irt_draws=100).fit(ctx)
     dear.route(TestCalls(test, rm.models))
     assert (dear.decisions_["n_calls"] == 1).all()
+    assert (dear.decisions_["gain_second"] - dear.decisions_["voi_second"] > 1e3).all()  # lambda x cost
     # a lambda sweep reuses what does not depend on lambda (shared cache): the same decisions as a fresh fit
     swept = dear.with_knob(0.0)
     swept.route(TestCalls(test, rm.models))

@@ -161,6 +161,24 @@ def combining_summary(decisions: pd.DataFrame, truth: pd.Series) -> dict:
         "accuracy_final_on_two_calls": float(final_right[two].mean()) if two.any() else None,
         "accuracy_noisy_or_on_two_calls": float(right("noisy_or_answer_first_two")[two].mean()) if two.any() else None,
         **_stated_noisy_or(dec, two, right),
+        **_second_call_calibration(dec, two, first_right, final_right),
+    }
+
+
+def _second_call_calibration(dec: pd.DataFrame, two: pd.Series, first_right: pd.Series, final_right: pd.Series,
+                             n_boot: int = 2000, seed: int = 0) -> dict:
+    """Was the value of the second call what the rule expected? On two-call questions, the gain it
+    predicted (``gain_second``: value of information + lambda * the call's expected cost, the
+    accuracy it expected to add) against the realized one (final right - first right), with a 95%
+    bootstrap interval over those questions."""
+    if "gain_second" not in dec or not two.any():
+        return {}
+    realized = (final_right[two].astype(float) - first_right[two].astype(float)).to_numpy()
+    idx = np.random.default_rng(seed).integers(0, len(realized), (n_boot, len(realized)))
+    return {
+        "predicted_gain_on_two_calls": float(dec.loc[two, "gain_second"].mean()),
+        "realized_gain_on_two_calls": float(realized.mean()),
+        "realized_gain_on_two_calls_ci95": [float(x) for x in np.quantile(realized[idx].mean(axis=1), [0.025, 0.975])],
     }
 
 
@@ -303,7 +321,7 @@ class BayesAdaptivePolicy(Policy):
         post_rm = ctx.reliability("post")
         w = self.wrong_agreement_
         state: list[list] = [[] for _ in qids]
-        log_rows = {i: {"voi_second": np.nan} for i in range(len(qids))}
+        log_rows = {i: {"voi_second": np.nan, "gain_second": np.nan} for i in range(len(qids))}
 
         def observe(rows_idx, model_idx):
             obs = calls.call(qids[rows_idx], [models[m] for m in model_idx])
@@ -330,6 +348,7 @@ class BayesAdaptivePolicy(Policy):
                 best = int(np.argmax(voi))
                 if step == 2:
                     log_rows[r]["voi_second"] = float(voi[best])
+                    log_rows[r]["gain_second"] = float(voi[best] + lam * cost[r, cand[best]])
                 if voi[best] > thr:
                     rows_idx.append(r)
                     picks.append(cand[best])
@@ -373,6 +392,7 @@ def _decide_all(state, log_rows, qids, models, s_all, w, weights) -> tuple[list,
             "stated_first": sc[0],
             "noisy_or_stated_answer_first_two": stated_letter,
             "voi_second": log_rows[r]["voi_second"],
+            "gain_second": log_rows[r]["gain_second"],
             "changed": final != first_letter,
         })
     return answers, records

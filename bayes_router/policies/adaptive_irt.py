@@ -100,18 +100,20 @@ def route_irt(policy, calls: TestCalls) -> tuple[pd.Series, pd.DataFrame]:
                             index=qids)
     obs1 = _with_precall(calls.call(qids, first_model.to_numpy()), pre).set_index("question_id", drop=False)
     cands = pre[pre["model"].to_numpy() != first_model.reindex(pre["question_id"]).to_numpy()].reset_index(drop=True)
-    voi = pd.Series(np.nan, index=qids)
+    voi, gain = pd.Series(np.nan, index=qids), pd.Series(np.nan, index=qids)
     obs2 = obs1.iloc[:0]
     if len(cands) and int(policy.params["max_calls"]) >= 2:
-        gain = _second_call_gains(cache, rm, obs1.reset_index(drop=True), cands, n_draws)
-        cands = cands.assign(net=gain - lam * expected_cost(ctx, cands))
-        best = cands.loc[cands.groupby("question_id")["net"].idxmax()]
-        voi = best.set_index("question_id")["net"].reindex(qids)
+        cands = cands.assign(gain=_second_call_gains(cache, rm, obs1.reset_index(drop=True), cands, n_draws))
+        cands["net"] = cands["gain"] - lam * expected_cost(ctx, cands)
+        best = cands.loc[cands.groupby("question_id")["net"].idxmax()].set_index("question_id")
+        voi, gain = best["net"].reindex(qids), best["gain"].reindex(qids)
         chosen = best[best["net"] > thr]
         if len(chosen):
-            obs2 = _with_precall(calls.call(chosen["question_id"].to_numpy(), chosen["model"].to_numpy()), pre)
+            obs2 = _with_precall(calls.call(chosen.index.to_numpy(), chosen["model"].to_numpy()), pre)
             obs2 = obs2.set_index("question_id", drop=False)
-    return _decide(policy, rm, post, obs1, obs2, voi, n_draws)
+    answers, dec = _decide(policy, rm, post, obs1, obs2, voi, n_draws)
+    dec["gain_second"] = gain.reindex(dec["question_id"]).to_numpy()
+    return answers, dec
 
 
 def _first_call_p(cache: RouteCache, post, obs1: pd.DataFrame, n_draws) -> np.ndarray:
