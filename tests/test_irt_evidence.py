@@ -77,6 +77,13 @@ def test_second_call_value_matches_brute_force_enumeration():
         np.testing.assert_allclose(got["gain"][r], best - p_first, atol=1e-5)
         p_second = sum(v for (_, y2, _), v in k.items() if y2) / z
         np.testing.assert_allclose(got["p_second"][r], p_second, rtol=1e-4)
+    # with an unanswerable class the grid path agrees with the Gauss-Hermite one (one draw: no averaging)
+    classes = ((np.full((1, 1), 0.7), None), (np.full((1, 1), 0.3), np.full((1, 1), 0.1)))
+    mixed = second_call_value(ab1, disc1, evidence1, ab2, disc2, mu, sd, CallOutcomes(pu, table, [dep]), classes=classes)
+    np.testing.assert_allclose(mixed["p_first"], success_given_own_signals(ab1, disc1, mu, sd, evidence1, 48, classes)[0],
+                               rtol=1e-4)
+    np.testing.assert_allclose(mixed["p_second"],
+                               success_given_first(ab1, disc1, evidence1, ab2, disc2, mu, sd, 48, classes)[0], rtol=1e-4)
 
 
 def _simulated_calls(rng, d, ability, model, right_slope):
@@ -115,3 +122,18 @@ def test_a_difficulty_aware_signal_model_is_calibrated_where_the_naive_one_is_no
         bias[name] = (p_own[long].mean() - y[long].mean(), p_second[long].mean() - second_right[long].mean())
     assert abs(bias["aware"][0]) < 0.035 and abs(bias["naive"][0]) < 0.035
     assert abs(bias["aware"][1]) < 0.035 and bias["naive"][1] > 0.06
+
+
+def test_the_unanswerable_class_makes_two_calls_fail_together():
+    """Weight 1 on the unanswerable class: both calls are right by chance alone, independently of
+    ability and difficulty; a weight w mixes that with the IRT's own joint."""
+    from bayes_router.models.irt.post import joint_correctness
+
+    ab, disc, mu, sd = np.full((1, 1), 2.0), np.ones((1, 1)), np.zeros((1, 1)), np.ones((1, 1))
+    g = np.full((1, 1), 0.1)
+    K = joint_correctness(ab, disc, np.zeros(1), ab, disc, mu, sd, 24, classes=((0.0, None), (1.0, g)))[0]
+    np.testing.assert_allclose(K, [[0.81, 0.09], [0.09, 0.01]], rtol=1e-6)
+    ordinary = joint_correctness(ab, disc, np.zeros(1), ab, disc, mu, sd, 24)[0]
+    mixed = joint_correctness(ab, disc, np.zeros(1), ab, disc, mu, sd, 24, classes=((0.8, None), (0.2, g)))[0]
+    np.testing.assert_allclose(mixed, 0.8 * ordinary + 0.2 * K, rtol=1e-6)
+    assert mixed[0, 0] > ordinary[0, 0]  # joint failure likelier than the IRT alone says

@@ -42,6 +42,11 @@ DEFAULT_IRT_CONFIG: dict = {
     # (irt.evidence): on MMLU-Pro right answers run longer on harder questions; [] reads every signal
     # as independent of difficulty given correctness
     "difficulty_signals": ["completion_tokens"],
+    # a latent class of unanswerable questions (a wrong key, or beyond every model): there each model is
+    # right only by chance, guess ~ Beta(2, 18), and the class's share ~ Beta(1, 9); marginalized per
+    # question. On MMLU-Pro the three strongest models fail together on one shared letter on 6.9% of a
+    # split's train questions, where the weakest 8 are right 10.6% of the time (chance: 1 in 10)
+    "unanswerable": False,
 }
 _CHOICES = {"difficulty_effects": ("auto", "centered", "non-centered"),
             "model_effects": ("centered", "non-centered"),
@@ -60,7 +65,10 @@ def resolve_irt_config(overrides: dict | None) -> dict:
     for key, value in (overrides or {}).items():
         if key not in config:
             raise InputError(f"irt_config: unknown key {key!r}; valid keys: {sorted(config)}")
-        if key == "difficulty_signals":
+        if key == "unanswerable":
+            if not isinstance(value, bool):
+                raise InputError(f"irt_config['unanswerable'] must be true or false, got {value!r}")
+        elif key == "difficulty_signals":
             known = tuple(CONTINUOUS_SIGNALS)
             if isinstance(value, str) or not all(v in known for v in value):
                 raise InputError(f"irt_config['difficulty_signals'] must be a list of signals among {known}, "

@@ -7,6 +7,10 @@
     difficulty[q]   ~ Normal(text[q] . w, sigma_difficulty)   (text features centered within subject)
     w ~ Normal(0, text_weight_sigma),  sigma_difficulty ~ HalfNormal(sigma_difficulty_sigma)
 
+With ``irt_config["unanswerable"]``, a question is ordinary (the model above) or, with probability
+p_unanswerable, unanswerable: every model is right there only by chance (``guess``), as on a
+wrongly keyed question; the class is summed out of each question's likelihood.
+
 The location of difficulty is fixed by the centered text features (mean 0 within each subject),
 its scale by the discriminations' geometric mean, so alpha, beta and gamma keep v1's meaning: a
 model's logit on a question of typical difficulty for its subject.
@@ -110,5 +114,25 @@ def build_irt_graph(models, subjects, features, data: IRTData, model_config: dic
         difficulty = _difficulty(data, w, sigma_difficulty, difficulty_kind, n_subjects)
         cell = ability_cells(alpha, beta, gamma).ravel()[data.model_idx * n_subjects + data.subject_idx]
         eta = cell - disc[data.model_idx] * difficulty[data.question_idx]
-        pm.Potential("correct_loglik", pt.sum(data.y * eta - pt.softplus(eta)))
+        loglik = data.y * eta - pt.softplus(eta)
+        if irt_config.get("unanswerable"):
+            loglik = _with_unanswerable_class(data, loglik)
+        pm.Potential("correct_loglik", pt.sum(loglik))
     return model
+
+
+def _with_unanswerable_class(data: IRTData, loglik):
+    """Per question, log[(1 - pi) prod_calls p(y | IRT) + pi prod_calls guess^y (1 - guess)^(1 - y)]:
+    the question is ordinary or unanswerable (each model right only by chance), the class summed out.
+    ``loglik``: the IRT's log-likelihood per call; returns one term per question."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    pi = pm.Beta("p_unanswerable", 1.0, 9.0)
+    guess = pm.Beta("guess", 2.0, 18.0)
+    n_questions = data.X.shape[0]
+    ordinary = pt.inc_subtensor(pt.zeros(n_questions)[data.question_idx], loglik)
+    right = pt.inc_subtensor(pt.zeros(n_questions)[data.question_idx], data.y)  # y may be a shared variable (SBC)
+    calls = np.bincount(data.question_idx, minlength=n_questions).astype(float)
+    unanswerable = right * pt.log(guess) + (calls - right) * pt.log1p(-guess)
+    return pm.math.logaddexp(pt.log1p(-pi) + ordinary, pt.log(pi) + unanswerable)

@@ -30,9 +30,11 @@ from bayes_router.models.irt.post import (
 )
 from bayes_router.models.irt.prediction import (
     POSTERIOR_VARIABLES,
+    UNANSWERABLE_VARIABLES,
     ability_draws,
     difficulty_prior,
     expected_success,
+    question_classes,
 )
 from bayes_router.models.irt.text import TextFeatures
 from bayes_router.models.reliability.config import (
@@ -76,7 +78,12 @@ class IRTReliabilityModel(ReliabilityModel):
     """
 
     family = "irt"
-    posterior_variables = POSTERIOR_VARIABLES
+
+    @property
+    def posterior_variables(self) -> tuple:
+        """The variables prediction reads: those of the unanswerable class too where the fit has it."""
+        posterior = None if self.idata is None else self.idata.posterior
+        return POSTERIOR_VARIABLES + tuple(v for v in UNANSWERABLE_VARIABLES if posterior is not None and v in posterior)
 
     def __init__(self, stage: str = "pre", model_config: dict | None = None, sampler_config: dict | None = None,
                  family: str | None = "irt", irt_config: dict | None = None):
@@ -237,7 +244,7 @@ class IRTReliabilityModel(ReliabilityModel):
                known_difficulty: bool = False) -> dict:
         """Per selected draw and call, float32 (draws, calls): ability ``ab``, discrimination ``disc``,
         difficulty mean ``mu`` and sd ``sd`` (0 on training questions when ``known_difficulty``);
-        ``sel`` the draws used."""
+        ``sel`` the draws used; ``classes`` the question classes (:func:`.prediction.question_classes`)."""
         check_log(calls, need_correct=False)
         d = self._posterior_draws()
         sel = thinned(d["alpha"].shape[0], n_draws)
@@ -255,7 +262,8 @@ class IRTReliabilityModel(ReliabilityModel):
         X = self._new_question_features(calls.reset_index(drop=True), q_idx < 0, questions)
         mu, sd = difficulty_prior(d, sel, q_idx, X)
         return {"sel": sel, "ab": ability_draws(d, sel, m_idx, s_idx, len(self.subjects)),
-                "disc": d["discrimination"][sel][:, m_idx], "mu": mu, "sd": sd}
+                "disc": d["discrimination"][sel][:, m_idx], "mu": mu, "sd": sd,
+                "classes": question_classes(d, sel)}
 
     def _check_signals(self, calls: pd.DataFrame, what: str) -> None:
         missing = [c for c in ("parsed", "completion_tokens") if c not in calls.columns]
@@ -280,9 +288,10 @@ class IRTReliabilityModel(ReliabilityModel):
         nodes = self.irt_config["quadrature_nodes"]
         if self.stage == "post":
             self._check_signals(calls, "calls")
-            P = success_given_own_signals(t["ab"], t["disc"], t["mu"], t["sd"], self.signals.evidence(calls), nodes)
+            P = success_given_own_signals(t["ab"], t["disc"], t["mu"], t["sd"], self.signals.evidence(calls), nodes,
+                                          t["classes"])
         else:
-            P = expected_success(t["ab"], t["disc"], t["mu"], t["sd"], nodes)
+            P = expected_success(t["ab"], t["disc"], t["mu"], t["sd"], nodes, t["classes"])
         return xr.DataArray(P, dims=("draw", "call"), coords={"draw": t["sel"], "call": calls.index.to_numpy()},
                             name="p_correct")
 
@@ -299,7 +308,7 @@ class IRTReliabilityModel(ReliabilityModel):
 
         t1, t2, ev1 = self._pair_terms(first, candidates, n_draws, questions)
         P = success_given_first(t1["ab"], t1["disc"], ev1, t2["ab"], t2["disc"], t1["mu"], t1["sd"],
-                                self.irt_config["quadrature_nodes"])
+                                self.irt_config["quadrature_nodes"], t1["classes"])
         return xr.DataArray(P, dims=("draw", "call"), coords={"draw": t2["sel"], "call": candidates.index.to_numpy()},
                             name="p_correct")
 
@@ -312,7 +321,7 @@ class IRTReliabilityModel(ReliabilityModel):
         if (pos < 0).any() or first["question_id"].duplicated().any():
             raise InputError("first: exactly one call per question of the second calls")
         t1 = self._terms(first, n_draws, questions)
-        t1 = {k: (v if k == "sel" else v[:, pos]) for k, v in t1.items()}
+        t1 = {k: (v if k in ("sel", "classes") else v[:, pos]) for k, v in t1.items()}
         return t1, self._terms(second, n_draws, questions), self.signals.evidence(first).take(pos)
 
     def second_call_value(self, first: pd.DataFrame, candidates: pd.DataFrame, n_draws: int | None = None,
@@ -324,7 +333,8 @@ class IRTReliabilityModel(ReliabilityModel):
         largest ``gain - lambda * expected cost`` when it is positive. Arguments as :meth:`p_correct_after`."""
         t1, t2, ev1 = self._pair_terms(first, candidates, n_draws, questions)
         outcomes = CallOutcomes.of(self.signals, candidates["model"].astype(str).to_numpy())
-        v = second_call_value(t1["ab"], t1["disc"], ev1, t2["ab"], t2["disc"], t1["mu"], t1["sd"], outcomes)
+        v = second_call_value(t1["ab"], t1["disc"], ev1, t2["ab"], t2["disc"], t1["mu"], t1["sd"], outcomes,
+                              classes=t1["classes"])
         return pd.DataFrame(v, index=candidates.index)
 
     def pair_correctness(self, first: pd.DataFrame, second: pd.DataFrame, n_draws: int | None = None,
@@ -337,7 +347,7 @@ class IRTReliabilityModel(ReliabilityModel):
         self._check_signals(second, "second")
         t1, t2, ev1 = self._pair_terms(first, second, n_draws, questions)
         K = joint_correctness(t1["ab"], t1["disc"], ev1, t2["ab"], t2["disc"], t1["mu"], t1["sd"],
-                              self.irt_config["quadrature_nodes"], self.signals.evidence(second))
+                              self.irt_config["quadrature_nodes"], self.signals.evidence(second), t1["classes"])
         K = K.reshape(len(second), 4) / K.sum(axis=(1, 2))[:, None]
         return pd.DataFrame(K, index=second.index, columns=["p00", "p01", "p10", "p11"])
 

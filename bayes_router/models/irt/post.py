@@ -14,9 +14,9 @@ extracted (``parsed``), its completion tokens and, where the log has it, a state
   ratio of two Normals with unequal spreads grows without bound.
 
 Signals are taken as independent of each other given correctness (naive Bayes). The signals named
-in ``difficulty_signals`` (completion tokens by default) also depend on the question's difficulty:
-their bins are ordinal in d given y (:mod:`.evidence`; on MMLU-Pro, right answers run longer on
-harder questions); the others are taken as independent of d. The signals' likelihoods
+in ``difficulty_signals`` (by default completion tokens and stated confidence) also depend on the
+question's difficulty: their bins are ordinal in d given y (:mod:`.evidence`; right answers to
+harder questions run longer and state less confidence); the others are taken as independent of d. The signals' likelihoods
 L(s | y, d) = p(s | y, d) then update the question's difficulty d:
 
     p(d | s_1) ∝ Normal(d; text . w, sigma) [p_1(d) L(s_1 | 1, d) + (1 - p_1(d)) L(s_1 | 0, d)],
@@ -42,7 +42,7 @@ from bayes_router.models.irt.evidence import (
     fit_ordinal,
     signal_likelihoods,
 )
-from bayes_router.models.irt.prediction import hermite_rule, sigmoid
+from bayes_router.models.irt.prediction import ORDINARY, hermite_rule, success
 from bayes_router.models.reliability.design import signal_missing_mask, transform
 
 #: Continuous signals: log column -> transform before standardizing.
@@ -190,41 +190,44 @@ class SignalModel:
         return cls(data["params"], data["n_bins"])
 
 
-def success_given_own_signals(ab, disc, mu, sd, evidence, nodes: int) -> np.ndarray:
+def success_given_own_signals(ab, disc, mu, sd, evidence, nodes: int, classes: tuple = ORDINARY) -> np.ndarray:
     """P(a call right | its own signals), (draws, calls): E over p(d | s) of P(right | d, s).
 
     ``ab``, ``disc``, ``mu``, ``sd`` (draws, calls): ability, discrimination, and the mean and sd of
     the question's difficulty before the call (sd 0 for a training question's posterior draw);
     ``evidence``: :meth:`SignalModel.evidence` of the calls (or a log ratio (calls,) of signals
-    independent of difficulty)."""
+    independent of difficulty); ``classes``: :func:`.prediction.question_classes`."""
     points, weights = hermite_rule(nodes)
     num, den = np.zeros_like(ab), np.zeros_like(ab)
-    for t, wt in zip(points, weights, strict=True):
-        d = mu + sd * t
-        p = sigmoid(ab - disc * d)
-        wrong, right = signal_likelihoods(evidence, d)
-        num += wt * p * right
-        den += wt * (p * right + (1.0 - p) * wrong)
+    for class_weight, guess in classes:
+        for t, wt in zip(points, weights, strict=True):
+            d = mu + sd * t
+            p = success(ab, disc, d, guess)
+            wrong, right = signal_likelihoods(evidence, d)
+            num += class_weight * wt * p * right
+            den += class_weight * wt * (p * right + (1.0 - p) * wrong)
     return num / den
 
 
-def success_given_first(ab1, disc1, evidence1, ab2, disc2, mu, sd, nodes: int) -> np.ndarray:
+def success_given_first(ab1, disc1, evidence1, ab2, disc2, mu, sd, nodes: int, classes: tuple = ORDINARY
+                        ) -> np.ndarray:
     """P(a second call right | the first call's signals) on the same question, (draws, rows).
 
     Row k pairs a first call (``ab1``, ``disc1``, ``evidence1``) with a candidate second model
     (``ab2``, ``disc2``) on a question with difficulty prior (``mu``, ``sd``); all (draws, rows)
     except the evidence (as :func:`success_given_own_signals`', one per row). The first call's
     evidence reweights the difficulty nodes by p_1(d) L(s_1 | 1, d) + (1 - p_1(d)) L(s_1 | 0, d); the second model's
-    success is averaged under those weights."""
+    success is averaged under those weights (and the question classes' weights likewise)."""
     points, weights = hermite_rule(nodes)
     num, den = np.zeros_like(ab2), np.zeros_like(ab2)
-    for t, wt in zip(points, weights, strict=True):
-        d = mu + sd * t
-        p1 = sigmoid(ab1 - disc1 * d)
-        wrong, right = signal_likelihoods(evidence1, d)
-        evidence = wt * (p1 * right + (1.0 - p1) * wrong)
-        num += evidence * sigmoid(ab2 - disc2 * d)
-        den += evidence
+    for class_weight, guess in classes:
+        for t, wt in zip(points, weights, strict=True):
+            d = mu + sd * t
+            p1 = success(ab1, disc1, d, guess)
+            wrong, right = signal_likelihoods(evidence1, d)
+            evidence = class_weight * wt * (p1 * right + (1.0 - p1) * wrong)
+            num += evidence * success(ab2, disc2, d, guess)
+            den += evidence
     return num / den
 
 
@@ -268,22 +271,25 @@ def _take(evidence, idx):
     return evidence.take(idx) if isinstance(evidence, Evidence) else evidence[idx]
 
 
-def joint_correctness(ab1, disc1, evidence1, ab2, disc2, mu, sd, nodes: int, evidence2=None) -> np.ndarray:
+def joint_correctness(ab1, disc1, evidence1, ab2, disc2, mu, sd, nodes: int, evidence2=None,
+                      classes: tuple = ORDINARY) -> np.ndarray:
     """K[y1, y2] = E_theta,d[P(y1 | d) L(s1 | y1, d) P(y2 | d) L(s2 | y2, d)], (rows, 2, 2),
     unnormalized: the joint of two calls' correctness on one question with the evidence of their
     signals, the posterior draws and the difficulty nodes integrated. Arrays as
     :func:`success_given_first`; ``evidence2`` None: the second call's signals not seen yet."""
     points, weights = hermite_rule(nodes)
     K = np.zeros((ab2.shape[1], 2, 2))
-    for t, wt in zip(points, weights, strict=True):
-        d = mu + sd * t
-        p1 = sigmoid(ab1 - disc1 * d).astype(np.float64)
-        p2 = sigmoid(ab2 - disc2 * d).astype(np.float64)
-        w1, r1 = (x.astype(np.float64) for x in signal_likelihoods(evidence1, d))
-        w2, r2 = (1.0, 1.0) if evidence2 is None else (x.astype(np.float64) for x in signal_likelihoods(evidence2, d))
-        for y1, a in ((0, (1.0 - p1) * w1), (1, p1 * r1)):
-            K[:, y1, 1] += wt * (a * p2 * r2).mean(axis=0)
-            K[:, y1, 0] += wt * (a * (1.0 - p2) * w2).mean(axis=0)
+    for class_weight, guess in classes:
+        for t, wt in zip(points, weights, strict=True):
+            d = mu + sd * t
+            p1 = success(ab1, disc1, d, guess).astype(np.float64)
+            p2 = success(ab2, disc2, d, guess).astype(np.float64)
+            w1, r1 = (x.astype(np.float64) for x in signal_likelihoods(evidence1, d))
+            w2, r2 = (1.0, 1.0) if evidence2 is None else (x.astype(np.float64) for x in signal_likelihoods(evidence2, d))
+            for y1, a in ((0, (1.0 - p1) * w1), (1, p1 * r1)):
+                a = class_weight * a
+                K[:, y1, 1] += wt * (a * p2 * r2).mean(axis=0)
+                K[:, y1, 0] += wt * (a * (1.0 - p2) * w2).mean(axis=0)
     return K
 
 
@@ -314,9 +320,10 @@ def _difficulty_grid(mu: np.ndarray, sd: np.ndarray) -> np.ndarray:
     return np.arange(lo, hi + step, step, dtype=np.float32)
 
 
-def _joint_by_outcome(ab1, disc1, evidence1, ab2, disc2, mu, sd, dependent: list) -> np.ndarray:
-    """K4[row, y1, y2, b] = E_theta,d[P(y1 | d) L(s1 | y1, d) P(y2 | d) P(b | y2, d)], (rows, 2, 2,
-    outcomes), b the second call's joint outcome of the signals that move with difficulty.
+def _joint_by_outcome(ab1, disc1, evidence1, ab2, disc2, mu, sd, dependent: list, classes: tuple = ORDINARY
+                      ) -> np.ndarray:
+    """K4[row, y1, y2, b] = E_class,theta,d[P(y1 | d) L(s1 | y1, d) P(y2 | d) P(b | y2, d)], (rows, 2,
+    2, outcomes), b the second call's joint outcome of the signals that move with difficulty.
 
     On a grid of d shared by all draws (not Gauss-Hermite nodes per draw), so that the signals'
     probabilities, which depend on d but not on the draw, are computed once per grid point; each
@@ -324,19 +331,23 @@ def _joint_by_outcome(ab1, disc1, evidence1, ab2, disc2, mu, sd, dependent: list
     grid = _difficulty_grid(mu, sd)
     step = float(grid[1] - grid[0]) if len(grid) > 1 else 1.0
     at_grid = np.broadcast_to(grid[:, None], (len(grid), ab2.shape[1]))  # (grid, rows), as d of a draw
-    weight = (grid - mu[:, :, None]) / sd[:, :, None]
-    weight *= weight
-    weight *= -0.5
-    np.exp(weight, out=weight)
-    weight *= (step / np.sqrt(2.0 * np.pi) / ab2.shape[0]) / sd[:, :, None]  # density x step, mean over draws
+    density = (grid - mu[:, :, None]) / sd[:, :, None]
+    density *= density
+    density *= -0.5
+    np.exp(density, out=density)
+    density *= (step / np.sqrt(2.0 * np.pi) / ab2.shape[0]) / sd[:, :, None]  # density x step, mean over draws
     wrong, right = (x.T[None] for x in signal_likelihoods(evidence1, at_grid))  # (1, rows, grid)
-    right_weight = weight * sigmoid(ab1[:, :, None] - disc1[:, :, None] * grid)
-    first = ((weight - right_weight) * wrong, right_weight * right)
-    p2 = sigmoid(ab2[:, :, None] - disc2[:, :, None] * grid)
-    M = np.empty((ab2.shape[1], len(grid), 2, 2))
-    for y1 in (0, 1):
-        M[:, :, y1, 1] = np.einsum("drg,drg->rg", first[y1], p2)
-        M[:, :, y1, 0] = first[y1].sum(axis=0) - M[:, :, y1, 1]
+    M = np.zeros((ab2.shape[1], len(grid), 2, 2))
+    for class_weight, guess in classes:
+        weight = density * (class_weight[:, :, None] if np.ndim(class_weight) else class_weight)
+        g = None if guess is None else guess[:, :, None]
+        right_weight = weight * success(ab1[:, :, None], disc1[:, :, None], grid, g)
+        first = ((weight - right_weight) * wrong, right_weight * right)
+        p2 = np.broadcast_to(success(ab2[:, :, None], disc2[:, :, None], grid, g), weight.shape)
+        for y1 in (0, 1):
+            both = np.einsum("drg,drg->rg", first[y1], p2)
+            M[:, :, y1, 1] += both
+            M[:, :, y1, 0] += first[y1].sum(axis=0) - both
     Q = [_dependent_probs(dependent, y2, at_grid).transpose(1, 0, 2) for y2 in (0, 1)]  # (rows, grid, b)
     return np.stack([np.stack([np.einsum("rg,rgb->rb", M[:, :, y1, y2], Q[y2]) for y2 in (0, 1)], axis=1)
                      for y1 in (0, 1)], axis=1)
@@ -356,7 +367,7 @@ def _value_of_outcomes(K4: np.ndarray, outcomes: CallOutcomes) -> dict:
 
 
 def second_call_value(ab1, disc1, evidence1, ab2, disc2, mu, sd, outcomes: CallOutcomes,
-                      chunk: int | None = None) -> dict:
+                      chunk: int | None = None, classes: tuple = ORDINARY) -> dict:
     """The value of calling a second model after the first call's signals, per row (a question's
     first call paired with one candidate); arrays as :func:`success_given_first`, ``outcomes`` the
     candidates' :class:`CallOutcomes`.
@@ -379,7 +390,7 @@ def second_call_value(ab1, disc1, evidence1, ab2, disc2, mu, sd, outcomes: CallO
     for lo in range(0, rows, chunk):
         s = slice(lo, min(lo + chunk, rows))
         K4 = _joint_by_outcome(ab1[:, s], disc1[:, s], _take(evidence1, s), ab2[:, s], disc2[:, s], mu[:, s],
-                               sd[:, s], outcomes.take(s).dependent)
+                               sd[:, s], outcomes.take(s).dependent, classes)
         for k, v in _value_of_outcomes(K4, outcomes.take(s)).items():
             out[k][s] = v
     return out

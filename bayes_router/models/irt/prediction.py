@@ -16,6 +16,10 @@ import numpy as np
 #: The posterior variables prediction reads.
 POSTERIOR_VARIABLES = ("alpha", "beta", "gamma", "sigma_subject", "sigma_interaction", "discrimination",
                        "text_weight", "sigma_difficulty", "difficulty")
+#: The posterior variables of the unanswerable class, where the fit has it (``irt_config["unanswerable"]``).
+UNANSWERABLE_VARIABLES = ("p_unanswerable", "guess")
+#: A fit without the unanswerable class: one class, weight 1, the IRT's own success curve.
+ORDINARY = ((1.0, None),)
 #: Seed of the population draws for unseen subjects (same calls -> same predictions).
 UNSEEN_LEVEL_SEED = 20_250_101
 
@@ -27,6 +31,25 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + e)
     e += 1.0  # in place: the (draws, calls, grid) arrays are large, and allocation dominates
     return np.reciprocal(e, out=e)
+
+
+def question_classes(d: dict, sel: np.ndarray) -> tuple:
+    """((weight, guess), ...) of the question classes under each selected draw: the ordinary class
+    (guess None: success follows the IRT curve) and, where the fit has it, the unanswerable one
+    (success = guess whatever the model); weights and guesses float32 (draws, 1)."""
+    if "p_unanswerable" not in d:
+        return ORDINARY
+    pi = d["p_unanswerable"][sel][:, None]
+    return ((1.0 - pi, None), (pi, d["guess"][sel][:, None]))
+
+
+def success(ab: np.ndarray, disc: np.ndarray, d: np.ndarray, guess: np.ndarray | None) -> np.ndarray:
+    """P(right | ability, discrimination, difficulty d): the IRT curve, or on an unanswerable
+    question the chance ``guess`` (draws, 1), broadcast to the shape of the curve."""
+    if guess is None:
+        return sigmoid(ab - disc * d)
+    shape = np.broadcast_shapes(np.shape(ab), np.shape(d))
+    return np.broadcast_to(guess.reshape(guess.shape + (1,) * (len(shape) - guess.ndim)), shape).astype(np.float32)
 
 
 def hermite_rule(nodes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -78,19 +101,27 @@ def difficulty_prior(d: dict, sel: np.ndarray, question_idx: np.ndarray, X_new: 
     return mu, sd
 
 
-def expected_success(ab: np.ndarray, disc: np.ndarray, mu: np.ndarray, sd: np.ndarray, nodes: int) -> np.ndarray:
-    """E_d sigmoid(ab - disc * d), d ~ Normal(mu, sd), all (draws, calls); exact where sd is 0."""
-    out = np.empty_like(ab)
-    known = ~(sd > 0).any(axis=0)
-    if known.any():
-        out[:, known] = sigmoid(ab[:, known] - disc[:, known] * mu[:, known])
-    new = ~known
-    if new.any():
-        points, weights = hermite_rule(nodes)
-        base = ab[:, new] - disc[:, new] * mu[:, new]
-        scaled = disc[:, new] * sd[:, new]
-        acc = np.zeros_like(base)
-        for t, wt in zip(points, weights, strict=True):
-            acc += wt * sigmoid(base - scaled * t)
-        out[:, new] = acc
+def expected_success(ab: np.ndarray, disc: np.ndarray, mu: np.ndarray, sd: np.ndarray, nodes: int,
+                     classes: tuple = ORDINARY) -> np.ndarray:
+    """E_class E_d P(right | d, class), d ~ Normal(mu, sd), all (draws, calls); exact where sd is 0.
+    ``classes``: :func:`question_classes`."""
+    out = np.zeros_like(ab)
+    for weight, guess in classes:
+        if guess is not None:
+            out += weight * success(ab, disc, mu, guess)
+            continue
+        curve = np.empty_like(ab)
+        known = ~(sd > 0).any(axis=0)
+        if known.any():
+            curve[:, known] = sigmoid(ab[:, known] - disc[:, known] * mu[:, known])
+        new = ~known
+        if new.any():
+            points, weights = hermite_rule(nodes)
+            base = ab[:, new] - disc[:, new] * mu[:, new]
+            scaled = disc[:, new] * sd[:, new]
+            acc = np.zeros_like(base)
+            for t, wt in zip(points, weights, strict=True):
+                acc += wt * sigmoid(base - scaled * t)
+            curve[:, new] = acc
+        out += weight * curve
     return out
