@@ -12,7 +12,7 @@ import pytest
 from bayes_router.data.simulate import simulate_question_texts
 from bayes_router.errors import InputError
 from bayes_router.models.irt.model import IRTReliabilityModel
-from bayes_router.models.irt.post import SignalModel, success_given_first
+from bayes_router.models.irt.post import success_given_first
 from bayes_router.models.irt.prediction import expected_success, hermite_rule, sigmoid
 from bayes_router.models.irt.text import TextFeatures
 from bayes_router.models.reliability import ReliabilityModel
@@ -212,18 +212,20 @@ def test_first_call_evidence_moves_every_other_model(fitted):
     prior = rm.p_correct(cands, n_draws=100).values
     wrong = first.assign(parsed=False)  # no letter: wrong for sure, so the question is likely hard
     right = first.assign(parsed=True, completion_tokens=int(np.exp(4.0)))  # short: likely right
-    # signals independent of difficulty given correctness: a likelier-right first answer can only
-    # make the question likelier easy, for every draw and candidate
-    naive = copy.copy(rm)
-    naive.signals = SignalModel.fit(log[log["question_id"] < N_TRAIN])
-    after_wrong = naive.p_correct_after(wrong, cands, n_draws=100).values
-    after_right = naive.p_correct_after(right, cands, n_draws=100).values
+    # the default signals are independent of difficulty given correctness: a likelier-right first
+    # answer can only make the question likelier easy, for every draw and candidate
+    after_wrong = rm.p_correct_after(wrong, cands, n_draws=100).values
+    after_right = rm.p_correct_after(right, cands, n_draws=100).values
     assert (after_wrong < prior + 1e-6).all() and (after_right > prior - 1e-6).all()
     assert (after_right - after_wrong).mean() > 0.03
-    # the default reads tokens as ordinal in difficulty too: the simulated tokens do not depend on it,
-    # so the fitted slopes are noise and the shift stays the same up to small exceptions
-    default = rm.p_correct_after(right, cands, n_draws=100).values - prior
-    assert default.mean() > 0.02 and default.min() > -0.01 and np.abs(default - (after_right - prior)).mean() < 0.01
+    # tokens read as ordinal in difficulty too: the simulated tokens do not depend on it, so the fitted
+    # slopes are noise and the shift stays the same up to small exceptions
+    aware = copy.copy(rm)
+    aware.irt_config = {**rm.irt_config, "difficulty_signals": ["completion_tokens"]}
+    aware.signals = aware._fit_signals(log[log["question_id"] < N_TRAIN], rm.idata)
+    assert "ordinal" in aware.signals.params["model_0"]["signals"]["completion_tokens"]
+    shift = aware.p_correct_after(right, cands, n_draws=100).values - prior
+    assert shift.mean() > 0.02 and shift.min() > -0.01 and np.abs(shift - (after_right - prior)).mean() < 0.01
     # no evidence (likelihood ratio 1) leaves the prior unchanged
     t = rm._terms(cands, 20, None)
     same = success_given_first(t["ab"], t["disc"], np.zeros(t["ab"].shape[1]), t["ab"], t["disc"], t["mu"],

@@ -14,7 +14,7 @@ extracted (``parsed``), its completion tokens and, where the log has it, a state
   ratio of two Normals with unequal spreads grows without bound.
 
 Signals are taken as independent of each other given correctness (naive Bayes). The signals named
-in ``difficulty_signals`` (by default completion tokens and stated confidence) also depend on the
+in the IRT configuration's ``difficulty_signals`` (none by default; see its note) also depend on the
 question's difficulty: their bins are ordinal in d given y (:mod:`.evidence`; right answers to
 harder questions run longer and state less confidence); the others are taken as independent of d. The signals' likelihoods
 L(s | y, d) = p(s | y, d) then update the question's difficulty d:
@@ -24,7 +24,10 @@ L(s | y, d) = p(s | y, d) then update the question's difficulty d:
 
 and every other model's success is integrated over that posterior: a first answer that looks
 wrong makes a hard question likelier, which lowers every model's chance (correlated errors
-follow from the shared difficulty; no copula). All integrals: Gauss-Hermite per posterior draw.
+follow from the shared difficulty; no copula). Where the fit has the unanswerable class
+(:mod:`.graph`), every integral is also summed over the question's two classes. The integrals:
+Gauss-Hermite per posterior draw, except the second call's value, on a difficulty grid shared by the
+draws (:func:`_joint_by_outcome`).
 """
 
 from __future__ import annotations
