@@ -54,6 +54,13 @@ def test_unanswerable_class_is_recovered_and_predicts_joint_failure():
     assert "p_unanswerable" in rm.posterior_variables
 
 
-def test_unanswerable_setting_is_checked():
+def test_unanswerable_setting_is_checked_and_reaches_the_model_from_a_configuration():
     with pytest.raises(InputError, match="unanswerable"):
         ReliabilityModel(stage="pre", family="irt", irt_config={"unanswerable": "yes"})
+    # a configuration file's model_config gives the IRT family's settings under family.irt
+    config = {"family": {"name": "irt", "irt": {"unanswerable": True, "n_components": 4}}}
+    rm = ReliabilityModel(stage="pre", model_config=config)
+    assert rm.irt_config["unanswerable"] and rm.irt_config["n_components"] == 4
+    assert ReliabilityModel(stage="pre", model_config=config, irt_config={"n_components": 2}).irt_config["n_components"] == 2
+    with pytest.raises(InputError, match="n_components"):  # refused when the configuration is read, before a fit
+        ReliabilityModel(stage="pre", model_config={"family": {"name": "irt", "irt": {"n_components": 0}}})

@@ -90,7 +90,8 @@ class IRTReliabilityModel(ReliabilityModel):
         if stage not in IRT_STAGES:
             raise InputError(f"the IRT reliability model has the stages {IRT_STAGES}, got {stage!r}")
         super().__init__(stage, model_config, sampler_config, family="irt")
-        self.irt_config = resolve_irt_config(irt_config)
+        # explicit settings win over those of model_config["family"]["irt"] (a configuration file's)
+        self.irt_config = resolve_irt_config({**self.model_config["family"].get("irt", {}), **(irt_config or {})})
         self.text_features: TextFeatures | None = None
         self.train_question_ids = np.zeros(0, dtype=np.int64)
         self.questions: pd.DataFrame | None = None

@@ -49,7 +49,8 @@ DEFAULT_MODEL_CONFIG: dict = {
     # design.SIGNALS); "drop" leaves the signal out of the model
     "signal_missing": {"handling": "indicator"},
     # "v1": this package's model; "irt": bayes_router.models.irt (question difficulty shared by all models,
-    # its prior from the question's text); a configuration file can choose it for evaluate
+    # its prior from the question's text); a configuration file can choose it for evaluate, and give the
+    # IRT family's settings under "irt" (e.g. {"name": "irt", "irt": {"unanswerable": true}})
     "family": {"name": "v1"},
 }
 
@@ -158,6 +159,12 @@ def resolve_model_config(overrides: dict | None) -> dict:
             config[key] = _prior_spec(key, given)
             continue
         setting, valid = OPTIONS[key]
+        if key == "family" and "irt" in given:  # the IRT family's own settings (models.irt.config)
+            from bayes_router.models.irt.config import resolve_irt_config
+
+            resolve_irt_config(given["irt"])  # checked here, so a bad setting fails before any fit
+            given = dict(given)
+            config[key]["irt"] = dict(given.pop("irt"))
         extra = sorted(set(given) - {setting})
         if extra:
             raise InputError(f"model_config[{key!r}]: unknown {extra}; it takes [{setting!r}]")

@@ -108,7 +108,9 @@ class ReliabilityModel:
             raise InputError(f"stage must be one of {STAGES}, got {stage!r}")
         self.stage = stage
         self.model_config = resolve_model_config(model_config)
-        self.model_config["family"] = {"name": self.family}  # what was built, whatever chose it
+        # what was built, whatever chose it (the IRT family's settings stay: it reads them)
+        self.model_config["family"] = {"name": self.family, **{k: v for k, v in self.model_config["family"].items()
+                                                                 if k == "irt" and self.family == "irt"}}
         self.sampler_config = resolve_sampler_config(sampler_config)
         self.idata = None
         self.design = Design(stage)
