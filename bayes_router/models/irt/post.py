@@ -179,11 +179,6 @@ class SignalModel:
         """:class:`.evidence.OrdinalRows` of signal ``col`` for rows of models ``names[codes]``."""
         return OrdinalRows.from_fits([self.ordinal_fits(m).get(col) for m in names]).take(codes)
 
-    def log_likelihood_ratio(self, calls: pd.DataFrame) -> np.ndarray:
-        """log p(signals | right) - log p(signals | wrong) of each call, (calls,), over the signals
-        read as independent of difficulty (the rest: :meth:`evidence`); -inf where unparsed."""
-        return self.evidence(calls).log_ratio
-
     def to_json(self) -> str:
         return json.dumps({"n_bins": self.n_bins, "params": self.params})
 
@@ -392,8 +387,9 @@ def second_call_value(ab1, disc1, evidence1, ab2, disc2, mu, sd, outcomes: CallO
     out = {k: np.empty(rows) for k in ("p_first", "p_second", "gain")}
     for lo in range(0, rows, chunk):
         s = slice(lo, min(lo + chunk, rows))
+        part = outcomes.take(s)
         K4 = _joint_by_outcome(ab1[:, s], disc1[:, s], _take(evidence1, s), ab2[:, s], disc2[:, s], mu[:, s],
-                               sd[:, s], outcomes.take(s).dependent, classes)
-        for k, v in _value_of_outcomes(K4, outcomes.take(s)).items():
+                               sd[:, s], part.dependent, classes)
+        for k, v in _value_of_outcomes(K4, part).items():
             out[k][s] = v
     return out

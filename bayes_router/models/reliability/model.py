@@ -108,9 +108,9 @@ class ReliabilityModel:
             raise InputError(f"stage must be one of {STAGES}, got {stage!r}")
         self.stage = stage
         self.model_config = resolve_model_config(model_config)
-        # what was built, whatever chose it (the IRT family's settings stay: it reads them)
-        self.model_config["family"] = {"name": self.family, **{k: v for k, v in self.model_config["family"].items()
-                                                                 if k == "irt" and self.family == "irt"}}
+        # what was built, whatever chose it; the IRT family keeps its settings (it reads them)
+        irt = self.model_config["family"].get("irt") if self.family == "irt" else None
+        self.model_config["family"] = {"name": self.family, **({"irt": irt} if irt is not None else {})}
         self.sampler_config = resolve_sampler_config(sampler_config)
         self.idata = None
         self.design = Design(stage)
