@@ -180,3 +180,17 @@ def test_accuracy_share_at_a_fraction_of_the_reference_cost_by_hand():
     assert lo <= 5 / 6 <= hi
     # at 20% (0.8 USD) the policy cannot operate: zero, as in AIQ
     assert accuracy_share_at_cost(sweep_correct, sweep_cost, ref_correct, ref_cost, idx, 0.2)["share"] == 0.0
+
+
+def test_accuracy_share_at_exactly_the_reference_cost_is_not_read_as_below_it():
+    """A sweep whose cheapest point is the reference itself reaches share 1 at 1x its cost on every
+    resample: the bootstrap's 2-D mean cost differs from the reference's 1-D one in the last bits,
+    which once read as "cannot operate this cheaply" (share 0) on about half of them."""
+    rng = np.random.default_rng(0)
+    ref_correct, ref_cost = rng.random(1200) < 0.64, rng.gamma(2.0, 1e-4, 1200)
+    sweep_correct = np.stack([ref_correct, rng.random(1200) < 0.7])
+    sweep_cost = np.stack([ref_cost, 3.0 * ref_cost])
+    at_cost = accuracy_share_at_cost(sweep_correct, sweep_cost, ref_correct, ref_cost, bootstrap_indices(1200, 300, 0), 1.0)
+    assert at_cost["share"] == 1.0
+    assert at_cost["share_ci95"] == [1.0, 1.0]
+    assert hull_accuracy(np.array([2.0, 3.0]), np.array([0.5, 0.6]), 2.0 * (1 - 1e-6)) == 0.0  # truly cheaper: zero

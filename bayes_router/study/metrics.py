@@ -145,12 +145,20 @@ def nondecreasing_convex_hull(costs, accuracies) -> tuple[np.ndarray, np.ndarray
     return c[idx], a[idx], idx
 
 
+#: Relative slack below a hull's first cost still read as that cost. Why: a mean cost of the same
+#: calls summed in another order (a 2-D bootstrap mean against a 1-D one) differs in the last bits,
+#: and a policy whose cheapest point IS the reference (always-<model>) then read as "cannot operate
+#: at 1x its cost" on about half of the resamples: share intervals of [0, 1] at exactly 1x.
+COST_RELATIVE_SLACK = 1e-9
+
+
 def hull_accuracy(hull_costs: np.ndarray, hull_accs: np.ndarray, cost) -> np.ndarray:
     """Accuracy on the hull at ``cost``: linear between vertices, flat beyond the last,
-    zero below the first (see the module's conventions)."""
+    zero below the first (see the module's conventions; within :data:`COST_RELATIVE_SLACK`
+    of the first cost counts as at it)."""
     x = np.asarray(cost, dtype=float)
     y = np.interp(x, hull_costs, hull_accs)
-    return np.where(x < hull_costs[0], 0.0, y)
+    return np.where(x < hull_costs[0] * (1.0 - COST_RELATIVE_SLACK), 0.0, y)
 
 
 def area_under_hull(hull_costs: np.ndarray, hull_accs: np.ndarray, lo: float, hi: float) -> float:
