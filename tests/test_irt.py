@@ -398,3 +398,17 @@ def test_classifier_scores_and_the_comparison_table(fitted):
     assert table.loc["irt", "joint - v1"].startswith("+0.2000") and table.loc["v1", "per call - v1"] == "0"
     assert table.loc["classifier", "per call - v1"] == "-0.0200 [-0.0300, -0.0100]"  # v1 - classifier, turned
     assert table.loc["irt", "PSIS-LOO elpd (se)"] == "-"
+
+
+def test_local_dependence_of_the_fit_on_its_own_simulated_training_questions(fitted):
+    """Outcomes simulated from the 1-D model itself: no pair of models is flagged, and every pair is
+    reported once; a v1 fit is refused."""
+    from bayes_router.models.irt.local_dependence import local_dependence
+
+    rm, log, _, _ = fitted
+    table = local_dependence(rm, log, n_draws=100)
+    assert len(table) == N_MODELS * (N_MODELS - 1) // 2
+    assert not table["flagged"].any(), table
+    assert table["ppp"].is_monotonic_increasing
+    with pytest.raises(InputError, match="IRT family"):
+        local_dependence(ReliabilityModel(stage="pre"), log)
