@@ -52,6 +52,10 @@ def test_results_have_the_design_shape(tiny_run):
         lo, hi = entry["accuracy_ci95"]
         assert lo <= entry["accuracy"] <= hi
         assert len(r["frontiers"][name]) >= 1 and name in r["aiq"]
+        lo, hi = entry["aiq_ci95"]  # paired bootstrap of AIQ, and of bayes-adaptive's AIQ minus this one
+        assert 0.0 <= lo <= hi <= 1.0
+        gap = entry["aiq_bayes-adaptive_minus_this_ci95"]
+        assert gap is None if name == "bayes-adaptive" else gap[0] <= gap[1]
     json.dumps(r, allow_nan=False)  # valid JSON as written
 
 
@@ -217,12 +221,13 @@ def test_reliability_fits_carry_their_convergence_verdict(sim_log_path):
 
 
 def test_quality_targets_on_a_hand_made_frontier():
-    from bayes_router.study.evaluate import quality_targets
+    from bayes_router.study.quality_targets import quality_targets
 
     results = {
         "models": ["s", "b"],
         "policies": {"always:b": {"accuracy": 0.60, "cost_per_question": 2.0},
-                     "bayes-adaptive": {"accuracy": 0.61, "cost_per_question": 1.5, "vs_big": {"cost_ratio": 0.75}}},
+                     "bayes-adaptive": {"accuracy": 0.61, "cost_per_question": 1.5, "vs_big": {"cost_ratio": 0.75}},
+                     "mip": {"aiq_bayes-adaptive_minus_this_ci95": [0.01, 0.09]}},
         "aiq": {"oracle": 0.9, "bayes-adaptive": 0.55, "mip": 0.50, "always:b": 0.30},
     }
     frontier = pd.DataFrame({
@@ -238,6 +243,7 @@ def test_quality_targets_on_a_hand_made_frontier():
     assert t["accuracy_at_cost_nearest_big"]["value"] == 0.0  # |2.4 - 2.0| = 0.4 < |1.5 - 2.0| = 0.5
     assert t["aiq_ranking_non_oracle"] == ["bayes-adaptive", "mip", "always:b"]
     assert t["highest_aiq_non_oracle"] is True and t["aiq_gap_to_best_other"] == pytest.approx(0.05)
+    assert t["aiq_gap_to_best_other_ci95"] == [0.01, 0.09]  # the paired interval evaluate recorded for mip
     worse = dict(results, aiq={"bayes-adaptive": 0.45, "mip": 0.50})
     frontier_low = frontier.assign(accuracy=frontier["accuracy"] - 0.05)
     t = quality_targets(worse, frontier_low)

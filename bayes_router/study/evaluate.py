@@ -47,6 +47,7 @@ from bayes_router.policies.base import Policy, RoutingContext, TestCalls
 from bayes_router.study.metrics import (
     accuracy_share_at_cost,
     aiq,
+    aiq_bootstrap,
     bootstrap_indices,
     compare_to_reference,
     routellm_with_ci,
@@ -262,6 +263,7 @@ def evaluate(
     idx = bootstrap_indices(len(setup.test_question_ids), n_boot, seed)
     runs = _run_policies(built, setup, idx, frontiers, progress)
     routellm_meta = _compare_to_big(runs, setup, idx)
+    _add_aiq_intervals(runs, idx)
     results = {
         "schema_version": SCHEMA_VERSION,
         "models": setup.models,
@@ -401,47 +403,6 @@ def _results_meta(setup: EvaluationSetup, runs: _PolicyRuns, test_frac: float, n
     }
 
 
-def quality_targets(results: dict, frontier: pd.DataFrame, policy: str = "bayes-adaptive") -> dict:
-    """The routing quality targets for ``policy`` against always-big, from one evaluation.
-
-    ``results``: the RESULTS.json dict of :func:`evaluate`; ``frontier``: the policy's
-    :func:`frontier_table` on the same setup. Reports whether some knob value reaches the
-    big model's accuracy at lower cost (the cheapest such point, with its 95% interval
-    and cost as a fraction of the big model's), the best accuracy at no more than the
-    big model's cost, the point nearest the big model's cost, the AIQ ranking of the
-    non-oracle policies and the gap between ``policy``'s AIQ and the best other one.
-    """
-    big = f"always:{results['models'][-1]}"
-    if policy not in results["policies"] or big not in results["policies"]:
-        raise InputError(f"quality targets need '{policy}' and '{big}' in the results")
-    big_acc = results["policies"][big]["accuracy"]
-    big_cost = results["policies"][big]["cost_per_question"]
-    ft = frontier.sort_values("cost_per_question")
-    cheaper = ft[(ft["accuracy"] >= big_acc) & (ft["cost_per_question"] < big_cost)]
-    near = ft.iloc[int(np.argmin(np.abs(ft["cost_per_question"].to_numpy() - big_cost)))]
-    within = ft[ft["cost_per_question"] <= big_cost]
-    non_oracle = {k: v for k, v in results["aiq"].items() if k != "oracle"}
-    ranking = sorted(non_oracle, key=non_oracle.get, reverse=True)
-    others = [v for k, v in non_oracle.items() if k != policy]
-    first = None if cheaper.empty else cheaper.iloc[0]
-    return {
-        "big_model": results["models"][-1], "big_accuracy": big_acc, "big_cost_per_question": big_cost,
-        "headline": results["policies"][policy].get("vs_big"),
-        "reaches_big_accuracy_at_lower_cost": first is not None,
-        "cheapest_knob_reaching_big_accuracy": None if first is None else {
-            "knob": first["knob"], "value": float(first["value"]), "accuracy": float(first["accuracy"]),
-            "accuracy_ci95": [float(first["accuracy_lo"]), float(first["accuracy_hi"])],
-            "cost_per_question": float(first["cost_per_question"]),
-            "cost_fraction_of_big": float(first["cost_per_question"] / big_cost)},
-        "best_accuracy_at_most_big_cost": None if within.empty else float(within["accuracy"].max()),
-        "accuracy_at_cost_nearest_big": {"value": float(near["value"]), "accuracy": float(near["accuracy"]),
-                                         "cost_fraction_of_big": float(near["cost_per_question"] / big_cost)},
-        "aiq_ranking_non_oracle": ranking,
-        "highest_aiq_non_oracle": bool(ranking) and ranking[0] == policy,
-        "aiq_gap_to_best_other": float(non_oracle[policy] - max(others)) if policy in non_oracle and others else None,
-    }
-
-
 def _without_unusable(names: list[str], train_log: pd.DataFrame) -> tuple[list[str], dict[str, str]]:
     """Drop the policies that read stated confidence when the train log has none at all."""
     if train_log["confidence"].notna().any():
@@ -482,6 +443,16 @@ def _add_routellm(results_policies: dict, sweeps: dict, single: dict[str, Policy
         "x_axis": "strong-call share at equal cost: (cost - cost_weak) / (cost_strong - cost_weak)",
         "frontier": "each policy's knob sweep; NDCH with the weak model's point, flat beyond its last point",
     }
+
+
+def _add_aiq_intervals(runs: _PolicyRuns, idx: np.ndarray, reference: str = "bayes-adaptive") -> None:
+    """Each policy's entry gets ``aiq_ci95`` and, where ``reference`` ran, ``aiq_<reference>_minus_this_ci95``
+    (paired bootstrap over test questions, :func:`aiq_bootstrap`)."""
+    intervals = aiq_bootstrap(runs.sweeps, idx, reference=reference)
+    for name, entry in runs.summaries.items():
+        entry["aiq_ci95"] = intervals["aiq_ci95"].get(name)
+        if "difference_ci95" in intervals:
+            entry[f"aiq_{reference}_minus_this_ci95"] = intervals["difference_ci95"].get(name)
 
 
 def _aiq_range(frontiers: dict) -> list[float]:
