@@ -17,7 +17,8 @@ def quality_targets(results: dict, frontier: pd.DataFrame, policy: str = "bayes-
     big model's accuracy at lower cost (the cheapest such point, with its 95% interval
     and cost as a fraction of the big model's), the best accuracy at no more than the
     big model's cost, the point nearest the big model's cost, the AIQ ranking of the
-    non-oracle policies and the gap between ``policy``'s AIQ and the best other one.
+    non-oracle policies and the gap between ``policy``'s AIQ and the best other one, with its
+    paired bootstrap interval where :func:`evaluate` recorded it (``aiq_<policy>_minus_this_ci95``).
     """
     big = f"always:{results['models'][-1]}"
     if policy not in results["policies"] or big not in results["policies"]:
