@@ -75,6 +75,8 @@ def test_bad_input_is_refused_with_a_clear_error():
         second_opinion_ceiling(log, "first", ["second"], np.arange(0, 120), np.arange(100, 200))
     with pytest.raises(InputError, match="lacks column"):
         second_opinion_ceiling(log.drop(columns="cost_usd"), "first", ["second"], np.arange(0, 100), np.arange(100, 200))
+    with pytest.raises(InputError, match="no candidate"):
+        second_opinion_ceiling(log, "first", ["first"], np.arange(0, 100), np.arange(100, 200))
     with pytest.raises(InputError, match="no call on 5"):
         second_opinion_ceiling(log[~((log.model == "second") & (log.question_id >= 195))], "first", ["second"],
                                np.arange(0, 100), np.arange(100, 200))

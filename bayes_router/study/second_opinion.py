@@ -115,6 +115,8 @@ def second_opinion_ceiling(log: pd.DataFrame, first: str, candidates: Sequence[s
     if np.intersect1d(train, test).size:
         raise InputError("second-opinion ceiling: a question is both train and test")
     models = [first, *[m for m in candidates if m != first]]
+    if len(models) == 1:
+        raise InputError(f"second-opinion ceiling: no candidate second model besides {first}")
     rows = log[log["model"].isin(models) & log["question_id"].isin(np.concatenate([train, test]))]
     subjects = pd.Index(sorted(rows["subject"].astype(str).unique()))
     meta = {"train": _meta(rows, train, subjects), "test": _meta(rows, test, subjects)}
