@@ -61,6 +61,7 @@ from bayes_router.policies.combining import (
     combine_answers,
     letter_posterior,
 )
+from bayes_router.study.metrics import bootstrap_indices, bootstrap_mean_ci
 
 
 # ------------------------------------------------------------------ the decision rule
@@ -174,11 +175,10 @@ def _second_call_calibration(dec: pd.DataFrame, two: pd.Series, first_right: pd.
     if "gain_second" not in dec or not two.any():
         return {}
     realized = (final_right[two].astype(float) - first_right[two].astype(float)).to_numpy()
-    idx = np.random.default_rng(seed).integers(0, len(realized), (n_boot, len(realized)))
     return {
         "predicted_gain_on_two_calls": float(dec.loc[two, "gain_second"].mean()),
         "realized_gain_on_two_calls": float(realized.mean()),
-        "realized_gain_on_two_calls_ci95": [float(x) for x in np.quantile(realized[idx].mean(axis=1), [0.025, 0.975])],
+        "realized_gain_on_two_calls_ci95": bootstrap_mean_ci(realized, bootstrap_indices(len(realized), n_boot, seed)),
     }
 
 
