@@ -197,11 +197,11 @@ def success_given_own_signals(ab, disc, mu, sd, evidence, nodes: int, classes: t
     independent of difficulty); ``classes``: :func:`.prediction.question_classes`."""
     points, weights = hermite_rule(nodes)
     num, den = np.zeros_like(ab), np.zeros_like(ab)
-    for class_weight, guess in classes:
-        for t, wt in zip(points, weights, strict=True):
-            d = mu + sd * t
+    for t, wt in zip(points, weights, strict=True):
+        d = mu + sd * t
+        wrong, right = signal_likelihoods(evidence, d)  # the same for every class: once per node
+        for class_weight, guess in classes:
             p = success(ab, disc, d, guess)
-            wrong, right = signal_likelihoods(evidence, d)
             num += class_weight * wt * p * right
             den += class_weight * wt * (p * right + (1.0 - p) * wrong)
     return num / den
@@ -218,11 +218,11 @@ def success_given_first(ab1, disc1, evidence1, ab2, disc2, mu, sd, nodes: int, c
     success is averaged under those weights (and the question classes' weights likewise)."""
     points, weights = hermite_rule(nodes)
     num, den = np.zeros_like(ab2), np.zeros_like(ab2)
-    for class_weight, guess in classes:
-        for t, wt in zip(points, weights, strict=True):
-            d = mu + sd * t
+    for t, wt in zip(points, weights, strict=True):
+        d = mu + sd * t
+        wrong, right = signal_likelihoods(evidence1, d)  # the same for every class: once per node
+        for class_weight, guess in classes:
             p1 = success(ab1, disc1, d, guess)
-            wrong, right = signal_likelihoods(evidence1, d)
             evidence = class_weight * wt * (p1 * right + (1.0 - p1) * wrong)
             num += evidence * success(ab2, disc2, d, guess)
             den += evidence
@@ -277,13 +277,14 @@ def joint_correctness(ab1, disc1, evidence1, ab2, disc2, mu, sd, nodes: int, evi
     :func:`success_given_first`; ``evidence2`` None: the second call's signals not seen yet."""
     points, weights = hermite_rule(nodes)
     K = np.zeros((ab2.shape[1], 2, 2))
-    for class_weight, guess in classes:
-        for t, wt in zip(points, weights, strict=True):
-            d = mu + sd * t
+    for t, wt in zip(points, weights, strict=True):
+        d = mu + sd * t
+        # the signals' likelihoods are the same for every class: once per node
+        w1, r1 = (x.astype(np.float64) for x in signal_likelihoods(evidence1, d))
+        w2, r2 = (1.0, 1.0) if evidence2 is None else (x.astype(np.float64) for x in signal_likelihoods(evidence2, d))
+        for class_weight, guess in classes:
             p1 = success(ab1, disc1, d, guess).astype(np.float64)
             p2 = success(ab2, disc2, d, guess).astype(np.float64)
-            w1, r1 = (x.astype(np.float64) for x in signal_likelihoods(evidence1, d))
-            w2, r2 = (1.0, 1.0) if evidence2 is None else (x.astype(np.float64) for x in signal_likelihoods(evidence2, d))
             for y1, a in ((0, (1.0 - p1) * w1), (1, p1 * r1)):
                 a = class_weight * a
                 K[:, y1, 1] += wt * (a * p2 * r2).mean(axis=0)
