@@ -48,12 +48,11 @@ def quality_targets(results: dict, frontier: pd.DataFrame, policy: str = "bayes-
         "aiq_ranking_non_oracle": ranking,
         "highest_aiq_non_oracle": bool(ranking) and ranking[0] == policy,
         "aiq_gap_to_best_other": float(non_oracle[policy] - max(others)) if policy in non_oracle and others else None,
-        "aiq_gap_to_best_other_ci95": _gap_interval(results, policy, [k for k in ranking if k != policy][:1]),
+        "aiq_gap_to_best_other_ci95": _gap_interval(results, policy, ranking),
     }
 
 
-def _gap_interval(results: dict, policy: str, best_other: list[str]) -> list[float] | None:
-    """The paired interval of AIQ(policy) - AIQ(the best other non-oracle policy), where evaluate recorded it."""
-    if not best_other:
-        return None
-    return results["policies"].get(best_other[0], {}).get(f"aiq_{policy}_minus_this_ci95")
+def _gap_interval(results: dict, policy: str, ranking: list[str]) -> list[float] | None:
+    """The paired interval of AIQ(policy) - AIQ(the best other policy of ``ranking``), where evaluate recorded it."""
+    best_other = next((k for k in ranking if k != policy), None)
+    return results["policies"].get(best_other, {}).get(f"aiq_{policy}_minus_this_ci95")
